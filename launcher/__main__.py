@@ -1,0 +1,5 @@
+"""``python -m launcher`` is ``ma-launch``."""
+
+from launcher.cli import main
+
+main()

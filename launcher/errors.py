@@ -1,0 +1,76 @@
+"""The one error hierarchy of ma-launch and its exit codes.
+
+Every failure the user can fix is a :class:`LaunchError`: it is caught once at the top, printed as
+``ma-launch: error: <message>`` plus a ``hint:`` line, and mapped to the documented exit code. The codes
+follow sysexits.h where one fits, and the shell's 126/127 for commands that cannot run.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class LaunchError(Exception):
+    """A failure with a message for the user, a hint naming the fix, and an exit code."""
+
+    exit_code = 70  # EX_SOFTWARE: should not happen; a bug in ma-launch
+
+    def __init__(self, message: str, hint: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(LaunchError):
+    """Bad options or arguments on the command line or in MA_LAUNCH_* variables."""
+
+    exit_code = 2
+
+
+class DataError(LaunchError):
+    """A file ma-launch must read is malformed (conda-meta/state, env_vars.d, a rank table)."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class NotFoundError(LaunchError):
+    """Something that was asked for does not exist: an env, a conda root, the working directory."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
+class UnavailableError(LaunchError):
+    """A tool that is needed is missing (conda for --conda-run, bash for activate.d scripts)."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class TimeoutError_(LaunchError):
+    """A wait ran out of time (the rank table never completed); retrying may work."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class AccessError(LaunchError):
+    """A path exists but the current user may not use it."""
+
+    exit_code = 77  # EX_NOPERM
+
+
+class ConfigError(LaunchError):
+    """The setup is inconsistent: failing activation under --strict-activation, a lint under --strict-lint,
+    distributed variables that contradict each other."""
+
+    exit_code = 78  # EX_CONFIG
+
+
+class CommandNotExecutable(LaunchError):
+    """The command exists but cannot be executed."""
+
+    exit_code = 126
+
+
+class CommandNotFound(LaunchError):
+    """The command is not on PATH or the file does not exist."""
+
+    exit_code = 127
