@@ -1,0 +1,245 @@
+"""Finding conda roots and envs, and choosing the env a command should run in.
+
+Pure apart from reading the file system: every function takes the environment mapping it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+from launcher.errors import ConfigError, NotFoundError, UsageError
+
+#: Where conda is installed in ModelArts images when ANACONDA_DIR does not say.
+DEFAULT_ROOTS = ("/home/ma-user/anaconda3", "/home/ma-user/miniconda3", "/opt/conda")
+
+
+@dataclass(frozen=True)
+class Env:
+    """A conda env: its prefix, the name conda shows for it, and the root (base) prefix it belongs to."""
+
+    prefix: str
+    name: str
+    root: Optional[str]
+
+    @property
+    def is_root(self) -> bool:
+        return self.root is not None and os.path.normpath(self.root) == os.path.normpath(self.prefix)
+
+
+@dataclass(frozen=True)
+class EnvChoice:
+    """The env chosen for a launch (or ``None``), the rule that chose it, and why, in words."""
+
+    env: Optional[Env]
+    rule: str  # prefix | name | interpreter | anaconda_dir | conda_prefix | path | none
+    reason: str
+    warnings: tuple[str, ...] = ()
+
+
+def is_env(prefix: str) -> bool:
+    """Whether ``prefix`` is a conda env (conda's own test: it has ``conda-meta/``)."""
+    return os.path.isdir(os.path.join(prefix, "conda-meta"))
+
+
+def env_name(prefix: str, root: Optional[str]) -> str:
+    """CONDA_DEFAULT_ENV as conda spells it: ``base`` for the root, the directory name under ``envs/``,
+    else the full path."""
+    prefix = os.path.normpath(prefix)
+    if root is not None and os.path.normpath(root) == prefix:
+        return "base"
+    parent = os.path.dirname(prefix)
+    if os.path.basename(parent) == "envs":
+        return os.path.basename(prefix)
+    return prefix
+
+
+def root_of(prefix: str) -> Optional[str]:
+    """The root prefix an env belongs to: itself when it has ``condabin``/``bin/conda`` or an ``envs``
+    dir, else the parent of ``envs/``; ``None`` for a standalone prefix."""
+    prefix = os.path.normpath(prefix)
+    if os.path.isfile(os.path.join(prefix, "bin", "conda")) or os.path.isdir(os.path.join(prefix, "envs")):
+        return prefix
+    parent = os.path.dirname(prefix)
+    if os.path.basename(parent) == "envs" and is_env(os.path.dirname(parent)):
+        return os.path.dirname(parent)
+    return None
+
+
+def make_env(prefix: str, root: Optional[str] = None) -> Env:
+    """An :class:`Env` for ``prefix``, finding its root when not given."""
+    prefix = os.path.normpath(prefix)
+    if root is None:
+        root = root_of(prefix)
+    return Env(prefix=prefix, name=env_name(prefix, root), root=root)
+
+
+def anaconda_dir(environ: Mapping[str, str]) -> tuple[Optional[str], Optional[str]]:
+    """``(root, problem)``: ANACONDA_DIR when it names a conda root, else a sentence saying what is wrong."""
+    value = environ.get("ANACONDA_DIR", "")
+    if not value:
+        return None, None
+    if not os.path.isabs(value):
+        return None, f"ANACONDA_DIR={value!r} is not an absolute path"
+    if not os.path.isdir(value):
+        return None, f"ANACONDA_DIR={value} does not exist"
+    if not is_env(value):
+        return None, f"ANACONDA_DIR={value} is not a conda installation (it has no conda-meta/)"
+    return os.path.normpath(value), None
+
+
+def candidate_roots(environ: Mapping[str, str]) -> list[str]:
+    """The conda roots to look in, in order: ANACONDA_DIR, then the usual install places that exist."""
+    roots: list[str] = []
+    first, _problem = anaconda_dir(environ)
+    if first:
+        roots.append(first)
+    for root in DEFAULT_ROOTS:
+        if is_env(root) and os.path.normpath(root) not in roots:
+            roots.append(os.path.normpath(root))
+    return roots
+
+
+def list_envs(roots: Sequence[str]) -> list[Env]:
+    """Every env under the given roots: each root as ``base`` and each ``envs/*`` with ``conda-meta/``."""
+    found: list[Env] = []
+    for root in roots:
+        found.append(Env(prefix=root, name="base", root=root))
+        envs_dir = os.path.join(root, "envs")
+        try:
+            names = sorted(os.listdir(envs_dir))
+        except OSError:
+            continue
+        for name in names:
+            prefix = os.path.join(envs_dir, name)
+            if is_env(prefix):
+                found.append(Env(prefix=prefix, name=name, root=root))
+    return found
+
+
+def validate_name(name: str) -> None:
+    """Reject env names that could address something other than ``<root>/envs/<name>``."""
+    if not name:
+        raise UsageError("the env name is empty", hint="give a name such as -n python-3.7.10, or -p PREFIX")
+    if "/" in name or "\0" in name or name in (".", "..") or ".." in name.split(os.sep):
+        raise UsageError(
+            f"{name!r} is not an env name (names cannot hold '/', '..' or NUL)",
+            hint="to use an env by its path, give -p PREFIX",
+        )
+
+
+def _closest_first(wanted: str, envs: Sequence[Env]) -> list[Env]:
+    import difflib
+
+    def score(env: Env) -> float:
+        return difflib.SequenceMatcher(None, wanted.lower(), env.name.lower()).ratio()
+
+    return sorted(envs, key=lambda e: (-score(e), e.name, e.prefix))
+
+
+def _not_found(name: str, roots: Sequence[str], why: str) -> NotFoundError:
+    envs = list_envs(roots)
+    if envs:
+        listing = ", ".join(f"{e.name} ({e.prefix})" for e in _closest_first(name, envs)[:8])
+        hint = f"existing envs, closest first: {listing}"
+    elif roots:
+        hint = f"no envs exist under {', '.join(roots)}"
+    else:
+        hint = "no conda installation was found; set ANACONDA_DIR or give -p PREFIX"
+    return NotFoundError(f"conda env {name!r} not found {why}", hint=hint)
+
+
+def find_by_name(name: str, environ: Mapping[str, str], roots: Optional[Sequence[str]] = None) -> Env:
+    """The env called ``name`` (``base`` = the first root) in the given or usual roots; never a guess."""
+    validate_name(name)
+    if roots is None:
+        roots = candidate_roots(environ)
+    for root in roots:
+        if name == "base":
+            return Env(prefix=root, name="base", root=root)
+        prefix = os.path.join(root, "envs", name)
+        if is_env(prefix):
+            return Env(prefix=prefix, name=name, root=root)
+    where = f"in {', '.join(roots)}" if roots else "(no conda installation found)"
+    raise _not_found(name, roots, where)
+
+
+def env_of_executable(path: str) -> Optional[Env]:
+    """The env that holds an interpreter given by absolute path (``…/envs/X/bin/python``), if any."""
+    if not os.path.isabs(path):
+        return None
+    bindir = os.path.dirname(os.path.normpath(path))
+    if os.path.basename(bindir) != "bin":
+        return None
+    prefix = os.path.dirname(bindir)
+    return make_env(prefix) if is_env(prefix) else None
+
+
+def choose_env(
+    environ: Mapping[str, str],
+    *,
+    name: Optional[str],
+    prefix: Optional[str],
+    first_word: Optional[str],
+    cwd: str,
+) -> EnvChoice:
+    """Choose the env by the documented rules; the first that matches wins.
+
+    ``-p`` → ``-n`` → an absolute interpreter path as the command's first word → ANACONDA_DIR +
+    DEFAULT_CONDA_ENV_NAME → CONDA_PREFIX → the first ``python`` on PATH inside an env → none.
+    An env that was asked for and does not exist is an error, never a fall-through.
+    """
+    warnings: list[str] = []
+    if prefix is not None and name is not None:
+        raise UsageError("-n/--name and -p/--prefix both given", hint="choose the env one way")
+    if prefix is not None:
+        if not prefix:
+            raise UsageError("the env prefix is empty", hint="give -p /path/to/env")
+        path = os.path.normpath(os.path.join(cwd, prefix))
+        if not os.path.isdir(path):
+            raise NotFoundError(f"env prefix {path} does not exist", hint="check -p/--prefix")
+        if not is_env(path):
+            raise NotFoundError(
+                f"{path} is not a conda env (it has no conda-meta/)",
+                hint="give the env's prefix, the directory that holds bin/ and conda-meta/",
+            )
+        return EnvChoice(make_env(path), "prefix", f"chosen with -p {prefix}")
+    _root, problem = anaconda_dir(environ)
+    if name is not None:
+        if problem:
+            raise ConfigError(problem, hint="set ANACONDA_DIR to the conda root, e.g. /home/ma-user/anaconda3")
+        return EnvChoice(find_by_name(name, environ), "name", f"chosen with -n {name}")
+    if first_word:
+        env = env_of_executable(first_word)
+        if env is not None:
+            return EnvChoice(env, "interpreter", f"the command runs {first_word}, which lives in this env")
+    default_name = environ.get("DEFAULT_CONDA_ENV_NAME", "")
+    if default_name:
+        if problem:
+            raise ConfigError(
+                f"{problem}, so DEFAULT_CONDA_ENV_NAME={default_name} cannot be found",
+                hint="set ANACONDA_DIR to the conda root, e.g. /home/ma-user/anaconda3",
+            )
+        env = find_by_name(default_name, environ)
+        where = "ANACONDA_DIR" if environ.get("ANACONDA_DIR") else "the usual conda roots"
+        return EnvChoice(env, "anaconda_dir", f"DEFAULT_CONDA_ENV_NAME={default_name} in {where}")
+    if problem:
+        warnings.append(f"{problem}; it is ignored")
+    active = environ.get("CONDA_PREFIX", "")
+    if active:
+        if is_env(active):
+            return EnvChoice(make_env(active), "conda_prefix", "CONDA_PREFIX is already set", tuple(warnings))
+        warnings.append(f"CONDA_PREFIX={active} is not a conda env; it is ignored")
+    for entry in environ.get("PATH", "").split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        candidate = os.path.join(entry, "python")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            env = env_of_executable(candidate)
+            if env is not None:
+                return EnvChoice(env, "path", f"the first python on PATH is {candidate}", tuple(warnings))
+            break
+    return EnvChoice(
+        None, "none", "no env was asked for or found; the command runs as it is", tuple(warnings)
+    )

@@ -1,0 +1,60 @@
+"""Carrying out a plan: change directory and replace this process with the program.
+
+The only module that calls ``chdir`` and ``exec``. Nothing here captures, pipes or re-encodes output:
+file descriptors 0, 1 and 2 pass to the program untouched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from typing import NoReturn
+
+from launcher.errors import CommandNotExecutable, CommandNotFound, LaunchError
+from launcher.plan import LaunchPlan
+
+
+def prepare_process() -> None:
+    """Undo what CPython did to this process that the program must not inherit.
+
+    Side effects: flushes our stdout/stderr (or what we wrote is lost at exec), resets SIGPIPE and SIGXFSZ
+    to their defaults (CPython ignores them, and exec keeps "ignored"), and clears the signal mask.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def exec_plan(plan: LaunchPlan) -> NoReturn:
+    """Run the plan by replacing this process; raises LaunchError when that cannot happen."""
+    if plan.problems:
+        raise plan.problems[0]
+    os.chdir(plan.workdir)
+    prepare_process()
+    try:
+        os.execvpe(plan.argv[0], list(plan.argv), dict(plan.environ))
+    except OSError as exc:
+        raise exec_error(plan.argv[0], exc) from exc
+
+
+def exec_error(name: str, exc: OSError) -> LaunchError:
+    """The LaunchError for a failed exec, with the shell's exit codes (127 not found, 126 cannot run)."""
+    if exc.errno == errno.ENOENT:
+        return CommandNotFound(f"{name}: not found", hint="check the command, or the #! line of the script")
+    if exc.errno == errno.ENOEXEC:
+        return CommandNotExecutable(
+            f"{name}: not a program this system can run (no #! line, or another architecture)",
+            hint="add a #! line, or run it with its interpreter",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return CommandNotExecutable(f"{name}: permission denied", hint=f"chmod +x {name}")
+    return CommandNotExecutable(f"{name}: cannot be executed: {exc.strerror}", hint="check the command")

@@ -1,0 +1,115 @@
+"""Showing a plan to people and programs: the explanation (stderr), the ``--json`` plan and the
+``--dry-run`` line. Pure: every function returns text."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+from launcher.plan import LaunchPlan
+from launcher.shells import Assignment, Dialect, render_line
+
+_SECRET = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|(^|_)(AK|SK|KEY|API_KEY)($|_)", re.IGNORECASE)
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LIST_VARS = ("PATH", "LD_LIBRARY_PATH")
+MASK = "********"
+
+JSON_VERSION = 1
+
+
+def is_secret(name: str) -> bool:
+    """Whether a variable's value must not be shown (credentials are common in training containers)."""
+    return bool(_SECRET.search(name))
+
+
+def shown(name: str, value: str) -> str:
+    """The value as the explanation may show it."""
+    return MASK if is_secret(name) else value
+
+
+def explanation(plan: LaunchPlan, *, every_variable: bool) -> list[str]:
+    """Lines (without the ``ma-launch:`` prefix) that say what the launch does and why."""
+    lines = list(plan.decisions)
+    if every_variable:
+        for name, value in plan.net_set():
+            lines.append(f"set {name}={shown(name, value)}  ({plan.source_of(name)})")
+        for name in plan.net_unset():
+            lines.append(f"unset {name}  ({plan.source_of(name)})")
+    lines.append("exec " + " ".join(_printable(a) for a in plan.argv))
+    return lines
+
+
+def _printable(word: str) -> str:
+    from launcher.shells import quote_posix
+
+    return quote_posix(word).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def dry_run_line(plan: LaunchPlan, dialect: Dialect) -> str:
+    """The one-line command that does in ``dialect``'s shell what the real run does."""
+    assign: list[Assignment] = []
+    for name, value in plan.net_set():
+        assign.append(Assignment(name, value, _prepended(plan, name, value) if dialect.posix_expansion else ()))
+    changed = {name for name, _ in plan.net_set()}
+    # Names no shell can export are dropped by some shells (dash) on the way to the program: restate them.
+    for name, value in plan.environ.items():
+        if name not in changed and not _SHELL_NAME.match(name):
+            assign.append(Assignment(name, value))
+    return render_line(dialect, plan.workdir, plan.net_unset(), assign, plan.argv)
+
+
+def _prepended(plan: LaunchPlan, name: str, value: str) -> tuple[str, ...]:
+    """The entries put in front of a list variable, when the rest is exactly the starting value."""
+    if name not in _LIST_VARS:
+        return ()
+    old = plan.base.get(name, "")
+    old_entries = old.split(":") if old else []
+    if "" in old_entries:
+        return ()
+    new_entries = value.split(":")
+    count = len(new_entries) - len(old_entries)
+    if count <= 0 or new_entries[count:] != old_entries:
+        return ()
+    return tuple(new_entries[:count])
+
+
+def plan_json(plan: LaunchPlan, *, shell: Optional[str] = None, line: Optional[str] = None) -> str:
+    """The plan as JSON (keys documented in the README); secret values are masked."""
+    env = plan.choice.env
+    data: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "argv": list(plan.argv),
+        "program": plan.program,
+        "is_python": plan.is_python,
+        "workdir": plan.workdir,
+        "env": None
+        if env is None
+        else {"name": env.name, "prefix": env.prefix, "root": env.root},
+        "env_rule": plan.choice.rule,
+        "env_reason": plan.choice.reason,
+        "set": {name: shown(name, value) for name, value in plan.net_set()},
+        "unset": plan.net_unset(),
+        "changes": [
+            {
+                "name": c.name,
+                "value": None if c.value is None else shown(c.name, c.value),
+                "source": c.source,
+            }
+            for c in plan.changes
+        ],
+        "ld_library_path": {
+            "mode": plan.ld.mode,
+            "added": list(plan.ld.added),
+            "reasons": list(plan.ld.reasons),
+        },
+        "decisions": list(plan.decisions),
+        "warnings": list(plan.warnings),
+        "problems": [
+            {"message": p.message, "hint": p.hint, "exit_code": p.exit_code} for p in plan.problems
+        ],
+        "exit_code": plan.problems[0].exit_code if plan.problems else 0,
+        "shell": shell,
+        "line": line,
+    }
+    return json.dumps(data, indent=2, ensure_ascii=True)

@@ -1,0 +1,206 @@
+"""The launch command's options: one table that the parser, the MA_LAUNCH_* variables and ``--help`` read.
+
+The launch path parses with this small stdlib-only parser instead of typer: importing typer costs more
+than the whole start-up budget of a launch. Subcommands (``doctor``, ``pack``…) use typer.
+
+Options stop at the first word that is not an option (or at ``--``): everything after it is the command,
+passed on exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+from launcher.errors import UsageError
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flags, where its value goes, and its help line."""
+
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    metavar: Optional[str] = None  # None: a flag without a value
+    choices: tuple[str, ...] = ()
+    repeat: bool = False
+    env: bool = True  # readable from MA_LAUNCH_<DEST>
+
+    @property
+    def env_name(self) -> str:
+        return "MA_LAUNCH_" + self.dest.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(("-n", "--name"), "name", "run in the conda env called ENV (base = the root prefix)", "ENV"),
+    Option(("-p", "--prefix"), "prefix", "run in the conda env at PATH", "PATH"),
+    Option(("-c",), "shell_line", "run LINE with bash -c; ARGS are appended to it, quoted", "LINE", env=False),
+    Option(("--workdir",), "workdir", "working directory (default: $MA_HOME, else /home/ma-user)", "DIR"),
+    Option(
+        ("--ld-library-path",),
+        "ld_library_path",
+        "prefix: put the env's lib first (the documented fix); off: leave it alone",
+        "MODE",
+        choices=("prefix", "off"),
+    ),
+    Option(("--conda-run",), "conda_run", "run through `conda run --no-capture-output` instead"),
+    Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
+    Option(("--strict-activation",), "strict_activation", "fail when an activate.d script fails"),
+    Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
+    Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
+    Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
+    Option(("-q", "--quiet"), "quiet", "print nothing but errors"),
+    Option(("-v", "--verbose"), "verbose", "explain every variable that changes"),
+    Option(("--debug",), "debug", "show tracebacks of unexpected errors"),
+    Option(("--version",), "version", "print the version and exit", env=False),
+    Option(("-h", "--help"), "help", "show this help and exit", env=False),
+)
+
+_BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
+
+
+@dataclass
+class Parsed:
+    """Option values by ``dest`` (flags are bools), and the command words after the options."""
+
+    values: dict[str, object]
+    command: list[str]
+
+    def flag(self, dest: str) -> bool:
+        return bool(self.values.get(dest, False))
+
+    def text(self, dest: str) -> Optional[str]:
+        value = self.values.get(dest)
+        return value if isinstance(value, str) else None
+
+
+def _env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for option in OPTIONS:
+        if not option.env or option.env_name not in environ:
+            continue
+        raw = environ[option.env_name]
+        if option.metavar is None:
+            lowered = raw.strip().lower()
+            if lowered not in TRUE + FALSE:
+                raise UsageError(
+                    f"{option.env_name}={raw!r} is not a yes/no value",
+                    hint=f"set {option.env_name} to 1 or 0",
+                )
+            values[option.dest] = lowered in TRUE
+        elif option.repeat:
+            values[option.dest] = [item for item in raw.split(",") if item]
+        else:
+            values[option.dest] = _check_choice(option, raw, option.env_name)
+    return values
+
+
+def _check_choice(option: Option, value: str, where: str) -> str:
+    if option.choices and value not in option.choices:
+        raise UsageError(
+            f"{where} {value!r} is not one of {', '.join(option.choices)}",
+            hint=f"use {option.flags[-1]} {option.choices[0]}",
+        )
+    return value
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Parsed:
+    """Parse launch options from ``argv`` over defaults from MA_LAUNCH_* variables; flags win."""
+    values = _env_defaults(environ)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            return Parsed(values, list(argv[i + 1 :]))
+        if not arg.startswith("-") or arg == "-":
+            return Parsed(values, list(argv[i:]))
+        if arg.startswith("--"):
+            flag, eq, inline = arg.partition("=")
+            option = _lookup(flag)
+            if option.metavar is None:
+                if eq:
+                    raise UsageError(f"{flag} takes no value", hint=f"write {flag} alone")
+                values[option.dest] = True
+                i += 1
+                continue
+            if eq:
+                value = inline
+                i += 1
+            else:
+                value, i = _next_value(argv, i, flag)
+        else:
+            # Short options: -q, -qv, -n ENV, -nENV.
+            j = 1
+            value = None
+            option = _lookup(arg[:2])
+            while option.metavar is None:
+                values[option.dest] = True
+                j += 1
+                if j >= len(arg):
+                    break
+                option = _lookup("-" + arg[j])
+            if option.metavar is None:
+                i += 1
+                continue
+            if j + 1 < len(arg):
+                value = arg[j + 1 :]
+                i += 1
+            else:
+                value, i = _next_value(argv, i, "-" + arg[j])
+        value = _check_choice(option, value, option.flags[-1])
+        if option.dest == "shell_line":
+            values[option.dest] = value
+            return Parsed(values, list(argv[i:]))
+        if option.repeat:
+            existing = values.get(option.dest)
+            values[option.dest] = [*(existing if isinstance(existing, list) else []), value]
+        else:
+            values[option.dest] = value
+    return Parsed(values, [])
+
+
+def _lookup(flag: str) -> Option:
+    option = _BY_FLAG.get(flag)
+    if option is None:
+        raise UsageError(
+            f"unknown option {flag}",
+            hint="see ma-launch --help; to run a command that starts with '-', put -- before it",
+        )
+    return option
+
+
+def _next_value(argv: Sequence[str], i: int, flag: str) -> tuple[str, int]:
+    if i + 1 >= len(argv):
+        raise UsageError(f"{flag} needs a value", hint=f"write {flag} VALUE")
+    return argv[i + 1], i + 2
+
+
+def help_text(prog: str = "ma-launch") -> str:
+    """The ``--help`` text, made from the option table."""
+    lines = [
+        f"usage: {prog} [OPTIONS] [--] COMMAND [ARGS...]",
+        f"       {prog} [OPTIONS] -c 'SHELL COMMAND LINE' [ARGS...]",
+        f"       {prog} SUBCOMMAND --help",
+        "",
+        "Run COMMAND in the right conda env, from /home/ma-user, with every log line on time.",
+        "",
+        "options:",
+    ]
+    for option in OPTIONS:
+        names = ", ".join(option.flags)
+        if option.metavar:
+            names += f" {option.metavar}"
+        extra = f" [{'|'.join(option.choices)}]" if option.choices else ""
+        env = f" (${option.env_name})" if option.env else ""
+        lines.append(f"  {names:<26} {option.help}{extra}{env}")
+    lines += [
+        "",
+        "Every option can also be set by its MA_LAUNCH_* variable (baked into an image); flags win.",
+        "Exit status: the program's own; 2 usage, 65 bad data, 66 not found, 69 tool missing,",
+        "77 no permission, 78 bad configuration, 126 cannot execute, 127 command not found.",
+    ]
+    return "\n".join(lines)

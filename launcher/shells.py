@@ -1,0 +1,159 @@
+"""Shell dialects for ``--dry-run``: how each shell quotes a word and spells the one-line boot command.
+
+The line always has the same shape, ``cd DIR && exec env [-u NAME]... [NAME=VALUE]... [--] ARGV...``:
+``env`` sets and unsets variables whatever their names (``BATCH_job.0_HOSTS`` cannot be exported by any
+shell, and dash drops it from the environment it passes on), and looks the program up on the new PATH,
+exactly as the real run's ``execvpe`` does. Only the quoting differs between shells, so each dialect is a
+``quote`` function; everything else is shared.
+
+Values may hold any byte but NUL (non-UTF-8 bytes arrive as surrogate escapes and are written back as the
+original bytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+_POSIX_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+
+
+def quote_posix(word: str) -> str:
+    """Quote ``word`` for sh, dash, bash, zsh and ksh: single quotes, ``'`` spelled ``'\\''``."""
+    if word and all(c in _POSIX_SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def quote_fish(word: str) -> str:
+    """Quote ``word`` for fish, where ``\\`` and ``'`` are escapes even inside single quotes."""
+    if word and all(c in _POSIX_SAFE for c in word):
+        return word
+    return "'" + word.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_csh(word: str) -> str:
+    """Quote ``word`` for csh and tcsh.
+
+    History expansion sees ``!`` even inside single quotes, and a newline must be escaped inside them; each
+    is written as its own escaped piece (``\\!`` bare, ``'\\<newline>'``) so that no backslash of the value
+    can pair with the escape.
+    """
+    if word and all(c in _POSIX_SAFE for c in word):
+        return word
+    out: list[str] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        if run:
+            out.append("'" + "".join(run).replace("'", "'\\''") + "'")
+            run.clear()
+
+    for char in word:
+        if char == "!":
+            close_run()
+            out.append("\\!")
+        elif char == "\n":
+            close_run()
+            out.append("'\\\n'")
+        else:
+            run.append(char)
+    close_run()
+    return "".join(out) or "''"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one family of shells spells the boot line."""
+
+    name: str
+    quote: Callable[[str], str]
+    #: ``True`` when ``${VAR:+:$VAR}`` works, so a prepended PATH can refer to the value at run time.
+    posix_expansion: bool
+
+
+POSIX = Dialect("posix", quote_posix, posix_expansion=True)
+FISH = Dialect("fish", quote_fish, posix_expansion=False)
+CSH = Dialect("csh", quote_csh, posix_expansion=False)
+
+_ALIASES = {
+    "sh": POSIX,
+    "dash": POSIX,
+    "ash": POSIX,
+    "bash": POSIX,
+    "zsh": POSIX,
+    "ksh": POSIX,
+    "mksh": POSIX,
+    "busybox": POSIX,
+    "posix": POSIX,
+    "fish": FISH,
+    "csh": CSH,
+    "tcsh": CSH,
+}
+
+SHELL_NAMES = tuple(sorted(_ALIASES))
+
+
+def dialect_for(name: str) -> Optional[Dialect]:
+    """The dialect for a shell name (``bash``, ``/usr/bin/fish``…), or ``None`` when unknown."""
+    base = name.rsplit("/", 1)[-1].lower()
+    if base.startswith("-"):  # login shells show up as "-bash"
+        base = base[1:]
+    return _ALIASES.get(base)
+
+
+def detect_shell() -> tuple[str, str]:
+    """Guess the user's interactive shell with shellingham; ``("sh", why)`` when that is not possible.
+
+    Side effect: reads /proc of the ancestor processes.
+    """
+    try:
+        import shellingham
+
+        name, _path = shellingham.detect_shell()
+    except Exception:  # shellingham raises its own ShellDetectionFailure, or fails on odd /proc
+        return "sh", "no shell could be detected; POSIX sh assumed (use --shell to choose)"
+    if dialect_for(name) is None:
+        return "sh", f"detected shell {name!r} is not supported; POSIX sh assumed (use --shell to choose)"
+    return name, f"detected with shellingham (use --shell to choose another)"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One ``NAME=VALUE`` for the line; ``prepend`` marks a list variable whose new entries go in front of
+    the value the shell holds at run time (only rendered that way where the shell can say it exactly)."""
+
+    name: str
+    value: str
+    prepend: tuple[str, ...] = ()
+
+
+def render_line(
+    dialect: Dialect,
+    workdir: str,
+    unset: Sequence[str],
+    assign: Sequence[Assignment],
+    argv: Sequence[str],
+) -> str:
+    """The one-line boot command that changes directory, sets the environment and execs ``argv``."""
+    q = dialect.quote
+    words = ["exec", "env"]
+    for name in unset:
+        words += ["-u", q(name)]
+    for item in assign:
+        words.append(_assignment(dialect, item))
+    if "=" in argv[0]:
+        # env would take the program for an assignment; let sh exec it instead.
+        words += ["sh", "-c", q('exec "$0" "$@"')]
+    elif argv[0].startswith("-"):
+        words.append("--")
+    words += [q(a) for a in argv]
+    return f"cd {q(workdir)} && " + " ".join(words)
+
+
+def _assignment(dialect: Dialect, item: Assignment) -> str:
+    q = dialect.quote
+    if item.prepend and dialect.posix_expansion:
+        head = ":".join(item.prepend)
+        return q(f"{item.name}={head}") + f'"${{{item.name}:+:${item.name}}}"'
+    return q(f"{item.name}={item.value}")
