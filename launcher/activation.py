@@ -7,9 +7,7 @@ bash in one process, whose effect is read back as the difference of ``env -0`` b
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence
 
@@ -76,6 +74,8 @@ def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
 
 
 def _read_json_object(path: str, what: str) -> dict[str, object]:
+    import json
+
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
@@ -101,9 +101,15 @@ def _vars_from(mapping: object, path: str, warnings: list[str]) -> list[Change]:
         if name == "PATH":
             warnings.append(f"{path} sets PATH; conda ignores that and so does ma-launch")
             continue
-        value = raw if isinstance(raw, str) else json.dumps(raw)
+        value = raw if isinstance(raw, str) else _json_text(raw)
         changes.append(Change(name, None if value == UNSET else value, path))
     return changes
+
+
+def _json_text(raw: object) -> str:
+    import json
+
+    return json.dumps(raw)
 
 
 def declared_variables(env: Env) -> tuple[list[Change], list[str]]:
@@ -159,6 +165,8 @@ def run_scripts_in_bash(scripts: Sequence[str], environ: Mapping[str, str], cwd:
     Side effects: runs bash with the scripts; their stdout and stderr go to our stderr (stdout belongs
     to the program), stdin is /dev/null.
     """
+    import subprocess
+
     bash = _find_bash(environ)
     read_end, write_end = os.pipe()
     try:
