@@ -1,0 +1,502 @@
+"""Supervisor mode: stay as the parent of the program instead of exec'ing it.
+
+Used when ma-launch is PID 1 of a container (or when asked to). A process exec'd as PID 1 without a SIGTERM
+handler ignores SIGTERM, never reaps the orphans that are re-parented to it, and the platform's stop then
+ends in SIGKILL after a timeout. The supervisor instead:
+
+* starts the program in its own process group (handing it the terminal when stdin is one);
+* becomes a child subreaper when it is not PID 1, so orphaned descendants come back to it;
+* forwards HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM and CONT to the program's process group, waiting
+  for them synchronously (blocked signals + ``sigtimedwait``: no Python handlers, no races);
+* on the first stop signal starts a grace period, after which the program's group and every remaining
+  descendant get SIGKILL;
+* reaps every child it gets;
+* when the program ends, stops what is left of the tree (SIGTERM, grace, SIGKILL), prints one summary line
+  and ends the way the program ended: same exit code, or the same fatal signal (128+N as PID 1).
+
+Only the standard library is used while the job runs; the process tree is read from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING, NoReturn, Optional
+
+from launcher.errors import CommandNotExecutable, CommandNotFound, LaunchError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+PREFIX = "ma-launch: "
+DEFAULT_GRACE = 25.0
+MODES = ("auto", "always", "never")
+
+FORWARDED: tuple[signal.Signals, ...] = (
+    signal.SIGHUP,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+    signal.SIGALRM,
+    signal.SIGCONT,
+)
+STOPPING = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM})
+# Blocked for the whole life of the supervisor; TTIN/TTOU so that taking the terminal back from the
+# background (tcsetpgrp) and writing the summary never stop us.
+_TTY_SIGNALS = (signal.SIGTTIN, signal.SIGTTOU)
+# How long to wait for SIGKILLed processes to be reaped before giving up on them (D state, NFS...).
+_KILL_WAIT = 5.0
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def should_supervise(mode: str) -> bool:
+    """Whether to run the program under the supervisor: ``auto`` means "when this process is PID 1"."""
+    if mode == "auto":
+        return os.getpid() == 1
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    raise UsageError(f"unknown supervise mode {mode!r}", hint="use one of: " + ", ".join(MODES))
+
+
+def pid1_warnings(mode: str) -> list[str]:
+    """Warnings about how this process sits in the container, without the ``ma-launch: warning:`` prefix."""
+    warnings: list[str] = []
+    pid = os.getpid()
+    if pid == 1 and mode == "never":
+        warnings.append(
+            "running as PID 1 without the supervisor: SIGTERM will be ignored unless the program handles it, "
+            "and orphaned processes are never reaped (hint: let supervise mode be auto)"
+        )
+    if pid != 1 and os.getppid() == 1 and _pid1_is_dash():
+        warnings.append(
+            "the parent is PID 1 /bin/sh (dash): it swallows SIGTERM and waits instead of exec'ing, so a "
+            "stop ends in SIGKILL after the platform's timeout (hint: write `exec ma-launch …` in the boot "
+            "command)"
+        )
+    return warnings
+
+
+def _pid1_is_dash() -> bool:
+    """Whether PID 1 runs dash; /proc/1/exe when we may read it, else argv[0] of PID 1 resolved on disk."""
+    try:
+        exe = os.readlink("/proc/1/exe")
+    except OSError:
+        exe = ""
+    if exe:
+        if exe.endswith(" (deleted)"):
+            exe = exe[: -len(" (deleted)")]
+        return os.path.basename(exe) == "dash"
+    try:
+        with open("/proc/1/cmdline", "rb") as handle:
+            argv0 = handle.read().split(b"\0", 1)[0].decode(errors="replace")
+    except OSError:
+        return False
+    name = os.path.basename(argv0.lstrip("-"))
+    if name == "dash":
+        return True
+    if name != "sh":
+        return False
+    path = argv0.lstrip("-") if "/" in argv0 else "/bin/sh"
+    return os.path.basename(os.path.realpath(path)) == "dash"
+
+
+def run_supervised(
+    argv: Sequence[str], env: Mapping[str, str], *, grace: float = DEFAULT_GRACE, quiet: bool = False
+) -> NoReturn:
+    """Run ``argv`` (looked up on ``env["PATH"]``) as a supervised child and end the way it ended.
+
+    The working directory must already be set. Raises :class:`CommandNotFound` (127) or
+    :class:`CommandNotExecutable` (126) when the program cannot be started; otherwise never returns.
+    """
+    if not argv:
+        raise UsageError("no command to run")
+    _Supervisor(argv, env, grace, quiet).run()
+
+
+class _Supervisor:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], grace: float, quiet: bool) -> None:
+        self.argv = list(argv)
+        self.env = env
+        self.grace = max(0.0, grace)
+        self.quiet = quiet
+        self.me = os.getpid()
+        self.pid = 0
+        self.status: Optional[int] = None
+        self.started = 0.0
+        self.tty = -1
+        self.stop_deadline: Optional[float] = None
+        self.sent_kill = False
+        self.leftovers = 0
+        self.leftovers_killed = False
+        self.cpu_before = 0.0
+        # Signals our parent set to "ignored" (nohup) stay ignored and are not forwarded.
+        self.forwarded = [s for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN]
+        self.waited = {*self.forwarded, signal.SIGCHLD}
+        self.old_mask: set[int] = set()
+
+    # -- start ----------------------------------------------------------------------------------------------
+
+    def run(self) -> NoReturn:
+        self.started = time.monotonic()
+        self.cpu_before = _children_usage()[0]
+        # An inherited "ignore SIGCHLD" makes the kernel reap for us and hides every exit status.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [*self.waited, *_TTY_SIGNALS])
+        if self.me != 1:
+            _become_subreaper()
+        try:
+            self._start()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
+            raise
+        self._supervise()
+        self._drain()
+        self._finish()
+
+    def _start(self) -> None:
+        try:
+            if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+                self.tty = 0
+        except OSError:
+            self.tty = -1
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        ready, report = os.pipe()  # both ends close-on-exec
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child either execs or _exits
+            self._child(ready, report)
+        os.close(report)
+        self.pid = pid
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
+        chunks = []
+        while True:
+            chunk = os.read(ready, 64)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(ready)
+        if chunks:
+            os.waitpid(pid, 0)
+            self._take_tty_back()
+            code = int(b"".join(chunks) or b"0")
+            raise _start_error(self.argv[0], code)
+
+    def _child(self, ready: int, report: int) -> NoReturn:
+        code = 0
+        try:
+            os.close(ready)
+            os.setpgid(0, 0)
+            if self.tty >= 0:
+                with contextlib.suppress(OSError):
+                    os.tcsetpgrp(self.tty, os.getpid())  # SIGTTOU is blocked here, so this works
+            for sig in (*self.forwarded, signal.SIGPIPE, signal.SIGXFSZ, *_TTY_SIGNALS):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            os.execvpe(self.argv[0], self.argv, dict(self.env))  # noqa: S606
+        except OSError as exc:
+            code = exc.errno or 0
+        except BaseException:  # noqa: S110 - anything else is reported as "cannot run"
+            pass
+        try:
+            os.write(report, str(code).encode())
+        finally:
+            os._exit(127)
+
+    # -- while the program runs -----------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while self.status is None:
+            timeout = 30.0
+            if self.stop_deadline is not None and not self.sent_kill:
+                timeout = max(0.0, self.stop_deadline - time.monotonic())
+            info = signal.sigtimedwait(self.waited, timeout)
+            if info is not None and info.si_signo != signal.SIGCHLD:
+                self._forward(signal.Signals(info.si_signo))
+            self._reap()
+            if (
+                self.status is None
+                and self.stop_deadline is not None
+                and not self.sent_kill
+                and time.monotonic() >= self.stop_deadline
+            ):
+                self.sent_kill = True
+                self._signal_tree(signal.SIGKILL, _descendants(self.me))
+
+    def _forward(self, sig: signal.Signals) -> None:
+        if sig == signal.SIGINT and self._child_has_tty():
+            return  # the terminal already sent it to the program's group
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, sig)
+        if sig in STOPPING and self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.grace
+
+    def _child_has_tty(self) -> bool:
+        if self.tty < 0:
+            return False
+        try:
+            return os.tcgetpgrp(self.tty) == self.pid
+        except OSError:
+            return False
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.status = status
+
+    def _signal_tree(self, sig: int, pids: Iterable[int]) -> None:
+        for target in (-self.pid, *pids):
+            with contextlib.suppress(OSError):
+                os.kill(target, sig)
+
+    # -- after the program ended ----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Stop every process left in the tree (or in the program's group): TERM, the grace, then KILL."""
+        now = time.monotonic()
+        self._take_tty_back()
+        left, group = self._left()
+        if not left and not group:
+            return
+        self.leftovers = len(left) or 1
+        if self.sent_kill:
+            deadline = now
+        else:
+            deadline = self.stop_deadline if self.stop_deadline is not None else now + self.grace
+            self._signal_tree(signal.SIGTERM, left)
+            self._signal_tree(signal.SIGCONT, left)
+        killed = False
+        while left or group:
+            now = time.monotonic()
+            if now >= deadline:
+                if killed:
+                    return
+                killed = True
+                self.leftovers_killed = True
+                self._signal_tree(signal.SIGKILL, left)
+                deadline = now + _KILL_WAIT
+            signal.sigtimedwait({signal.SIGCHLD}, min(0.05, max(0.0, deadline - now)))
+            self._reap()
+            left, group = self._left()
+
+    def _left(self) -> tuple[list[int], bool]:
+        """Live descendants, and whether the program's process group still has members."""
+        try:
+            os.killpg(self.pid, 0)
+        except OSError:
+            group = False
+        else:
+            group = True
+        return _descendants(self.me), group
+
+    def _take_tty_back(self) -> None:
+        if self.tty >= 0:
+            with contextlib.suppress(OSError):
+                os.tcsetpgrp(self.tty, os.getpgrp())
+
+    def _finish(self) -> NoReturn:
+        status = self.status if self.status is not None else 0
+        if not self.quiet:
+            sys.stderr.write(PREFIX + self._summary(status) + "\n")
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if self.me != 1:
+                _die_of(sig)
+            os._exit(128 + sig)
+        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+    def _summary(self, status: int) -> str:
+        wall = time.monotonic() - self.started
+        cpu, peak = _children_usage()
+        cpu -= self.cpu_before  # children waited for before we started (e.g. by a wrapper before exec)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            how = f"killed by {_signal_name(sig)} (status {128 + sig})"
+        else:
+            how = f"exit code {os.WEXITSTATUS(status)}"
+        parts = [
+            f"program ended: {how}",
+            f"wall {_duration(wall)}",
+            f"CPU {_duration(cpu)} (process tree)",
+            f"peak RSS {_size(peak)} (largest process)",
+        ]
+        notes = []
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+            if self.sent_kill:
+                notes.append(f"ma-launch sent SIGKILL after the {self.grace:g} s grace period")
+            else:
+                notes.append("killed by SIGKILL not sent by ma-launch — likely out of memory")
+        if self.leftovers:
+            how_stopped = "SIGKILL" if self.leftovers_killed or self.sent_kill else "SIGTERM"
+            notes.append(f"stopped leftover processes with {how_stopped}")
+        return ", ".join(parts) + "".join("; " + note for note in notes)
+
+
+def _children_usage() -> tuple[float, int]:
+    """CPU seconds (user + system) of all reaped descendants, and the largest peak RSS among them (bytes).
+
+    The kernel keeps a process's peak RSS across exec, so the peak is at least that of this process at
+    fork time (about 10 MiB), the same as when ma-launch execs the program in place.
+    """
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def _die_of(sig: int) -> None:
+    """End this process by ``sig`` so our parent sees the program's death; returns if that did not work."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))  # the core belongs to the program, not to us
+    except (ImportError, OSError, ValueError):
+        pass
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            return
+    try:
+        os.kill(os.getpid(), sig)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    except (OSError, ValueError):
+        return
+
+
+def _become_subreaper() -> None:
+    """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to us (Linux >= 3.4)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
+def _descendants(root: int) -> list[int]:
+    """Live (non-zombie) descendants of ``root``, read from /proc; psutil where there is no /proc."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return _descendants_psutil(root)
+    children: dict[int, list[int]] = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            data = os.read(fd, 512)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        fields = data[data.rfind(b")") + 2 :].split(None, 2)
+        if len(fields) < 2 or fields[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _descendants_psutil(root: int) -> list[int]:
+    try:
+        import importlib
+
+        psutil = importlib.import_module("psutil")
+        return [p.pid for p in psutil.Process(root).children(recursive=True)]
+    except Exception:  # best effort where there is no /proc
+        return []
+
+
+def _start_error(name: str, code: int) -> LaunchError:
+    import errno
+
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return CommandNotFound(f"{name}: not found", hint="check the command, or the #! line of the script")
+    if code == errno.ENOEXEC:
+        return CommandNotExecutable(
+            f"{name}: not a program this system can run (no #! line, or another architecture)",
+            hint="add a #! line, or run it with its interpreter",
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return CommandNotExecutable(f"{name}: permission denied", hint=f"chmod +x {name}")
+    reason = os.strerror(code) if code else "unknown error"
+    return CommandNotExecutable(f"{name}: cannot be executed: {reason}", hint="check the command")
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+def _main(args: list[str]) -> NoReturn:
+    """Debug entry: ``python -m launcher.supervise [--grace S] [--quiet] [--] COMMAND...``."""
+    grace, quiet = DEFAULT_GRACE, False
+    while args and args[0].startswith("--"):
+        option = args.pop(0)
+        if option == "--":
+            break
+        if option == "--quiet":
+            quiet = True
+        elif option == "--grace" and args:
+            grace = float(args.pop(0))
+        else:
+            sys.exit(f"{PREFIX}error: unknown option {option}")
+    try:
+        run_supervised(args, os.environ, grace=grace, quiet=quiet)
+    except LaunchError as error:
+        hint = f" (hint: {error.hint})" if error.hint else ""
+        sys.stderr.write(f"{PREFIX}error: {error.message}{hint}\n")
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
