@@ -8,8 +8,9 @@ bash in one process, whose effect is read back as the difference of ``env -0`` b
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Optional
 
 from launcher.conda import Env
 from launcher.errors import ConfigError, DataError, UnavailableError
@@ -93,7 +94,7 @@ def _read_json_object(path: str, what: str) -> dict[str, object]:
 
 def _vars_from(mapping: object, path: str, warnings: list[str]) -> list[Change]:
     if not isinstance(mapping, dict):
-        raise DataError(f"env_vars in {path} is not a JSON object", hint="write it as {\"NAME\": \"value\"}")
+        raise DataError(f"env_vars in {path} is not a JSON object", hint='write it as {"NAME": "value"}')
     changes = []
     for name, raw in mapping.items():
         if not name or "=" in name or "\0" in name:
@@ -263,7 +264,9 @@ def script_changes(
         previous = env
     if len(stages) - 1 < len(scripts):
         stopped = scripts[len(stages) - 1]
-        problem = f"activation script {stopped} ended the shell (exit?); it and the scripts after it had no effect"
+        problem = (
+            f"activation script {stopped} ended the shell (exit?); it and the scripts after it had no effect"
+        )
         if strict:
             raise ConfigError(problem, hint="a sourced script must not call exit")
         warnings.append(problem)

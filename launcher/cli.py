@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 from launcher.errors import LaunchError, UsageError
+
+if TYPE_CHECKING:
+    from launcher.plan import LaunchPlan
 
 PREFIX = "ma-launch: "
 SUBCOMMANDS = frozenset({"doctor", "pack", "bake"})
@@ -92,7 +96,7 @@ def _launch(args: list[str]) -> int:
             say(line)
     from launcher.execute import exec_plan
 
-    exec_plan(plan)
+    return exec_plan(plan)
 
 
 def _cwd() -> str:
@@ -102,21 +106,20 @@ def _cwd() -> str:
         return "/"
 
 
-def _dry_run(plan: object, shell: Optional[str], *, as_json: bool, quiet: bool) -> int:
+def _dry_run(plan: LaunchPlan, shell: Optional[str], *, as_json: bool, quiet: bool) -> int:
     from launcher.explain import dry_run_line, explanation, plan_json
-    from launcher.plan import LaunchPlan
-    from launcher.shells import SHELL_NAMES, detect_shell, dialect_for
+    from launcher.shells import POSIX, SHELL_NAMES, detect_shell, dialect_for
 
-    assert isinstance(plan, LaunchPlan)
     if shell is not None:
         dialect = dialect_for(shell)
         if dialect is None:
-            raise UsageError(f"--shell {shell!r} is not supported", hint=f"choose one of {', '.join(SHELL_NAMES)}")
+            raise UsageError(
+                f"--shell {shell!r} is not supported", hint=f"choose one of {', '.join(SHELL_NAMES)}"
+            )
         shell_name, shell_why = shell, "chosen with --shell"
     else:
         shell_name, shell_why = detect_shell()
-        dialect = dialect_for(shell_name)
-        assert dialect is not None
+        dialect = dialect_for(shell_name) or POSIX
     line = dry_run_line(plan, dialect)
     if as_json:
         sys.stdout.write(plan_json(plan, shell=shell_name, line=line) + "\n")

@@ -6,8 +6,9 @@ Pure apart from reading the file system: every function takes the environment ma
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 from launcher.errors import ConfigError, NotFoundError, UsageError
 
@@ -208,7 +209,9 @@ def choose_env(
     _root, problem = anaconda_dir(environ)
     if name is not None:
         if problem:
-            raise ConfigError(problem, hint="set ANACONDA_DIR to the conda root, e.g. /home/ma-user/anaconda3")
+            raise ConfigError(
+                problem, hint="set ANACONDA_DIR to the conda root, e.g. /home/ma-user/anaconda3"
+            )
         return EnvChoice(find_by_name(name, environ), "name", f"chosen with -n {name}")
     if first_word:
         env = env_of_executable(first_word)

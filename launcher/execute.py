@@ -6,6 +6,7 @@ file descriptors 0, 1 and 2 pass to the program untouched.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -23,10 +24,8 @@ def prepare_process() -> None:
     to their defaults (CPython ignores them, and exec keeps "ignored"), and clears the signal mask.
     """
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     for name in ("SIGPIPE", "SIGXFSZ"):
         sig = getattr(signal, name, None)
         if sig is not None:

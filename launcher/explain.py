@@ -50,7 +50,9 @@ def dry_run_line(plan: LaunchPlan, dialect: Dialect) -> str:
     """The one-line command that does in ``dialect``'s shell what the real run does."""
     assign: list[Assignment] = []
     for name, value in plan.net_set():
-        assign.append(Assignment(name, value, _prepended(plan, name, value) if dialect.posix_expansion else ()))
+        assign.append(
+            Assignment(name, value, _prepended(plan, name, value) if dialect.posix_expansion else ())
+        )
     changed = {name for name, _ in plan.net_set()}
     # Names no shell can export are dropped by some shells (dash) on the way to the program: restate them.
     for name, value in plan.environ.items():
@@ -83,9 +85,7 @@ def plan_json(plan: LaunchPlan, *, shell: Optional[str] = None, line: Optional[s
         "program": plan.program,
         "is_python": plan.is_python,
         "workdir": plan.workdir,
-        "env": None
-        if env is None
-        else {"name": env.name, "prefix": env.prefix, "root": env.root},
+        "env": None if env is None else {"name": env.name, "prefix": env.prefix, "root": env.root},
         "env_rule": plan.choice.rule,
         "env_reason": plan.choice.reason,
         "set": {name: shown(name, value) for name, value in plan.net_set()},
@@ -105,9 +105,7 @@ def plan_json(plan: LaunchPlan, *, shell: Optional[str] = None, line: Optional[s
         },
         "decisions": list(plan.decisions),
         "warnings": list(plan.warnings),
-        "problems": [
-            {"message": p.message, "hint": p.hint, "exit_code": p.exit_code} for p in plan.problems
-        ],
+        "problems": [{"message": p.message, "hint": p.hint, "exit_code": p.exit_code} for p in plan.problems],
         "exit_code": plan.problems[0].exit_code if plan.problems else 0,
         "shell": shell,
         "line": line,

@@ -9,8 +9,9 @@ passed on exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 from launcher.errors import UsageError
 
@@ -38,7 +39,9 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option(("-n", "--name"), "name", "run in the conda env called ENV (base = the root prefix)", "ENV"),
     Option(("-p", "--prefix"), "prefix", "run in the conda env at PATH", "PATH"),
-    Option(("-c",), "shell_line", "run LINE with bash -c; ARGS are appended to it, quoted", "LINE", env=False),
+    Option(
+        ("-c",), "shell_line", "run LINE with bash -c; ARGS are appended to it, quoted", "LINE", env=False
+    ),
     Option(("--workdir",), "workdir", "working directory (default: $MA_HOME, else /home/ma-user)", "DIR"),
     Option(
         ("--ld-library-path",),
@@ -135,7 +138,6 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Parsed:
         else:
             # Short options: -q, -qv, -n ENV, -nENV.
             j = 1
-            value = None
             option = _lookup(arg[:2])
             while option.metavar is None:
                 values[option.dest] = True

@@ -8,8 +8,9 @@ frozen :class:`LaunchPlan` that ``--dry-run`` renders and a normal run executes,
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 from launcher import activation
 from launcher.activation import Change
@@ -155,7 +156,9 @@ def which(name: str, path_value: Optional[str], cwd: str) -> tuple[Optional[str]
     if "/" in name:
         path = os.path.join(cwd, name)
         if not os.path.exists(path):
-            return None, CommandNotFound(f"{name}: no such file (looked from {cwd})", hint=_relative_hint(name))
+            return None, CommandNotFound(
+                f"{name}: no such file (looked from {cwd})", hint=_relative_hint(name)
+            )
         if os.path.isdir(path) or not os.access(path, os.X_OK):
             return None, CommandNotExecutable(
                 f"{name}: not executable", hint=f"chmod +x {name}, or run it with its interpreter"
@@ -228,7 +231,7 @@ def _relative_script_warning(argv: Sequence[str], workdir: str) -> Optional[str]
     if not interp.startswith((*PYTHON_NAMES, "bash", "sh", "dash", "zsh")):
         return None
     for arg in argv[1:]:
-        if arg == "-m" or arg == "-c":
+        if arg in ("-m", "-c"):
             return None
         if arg.startswith("-"):
             continue
@@ -354,7 +357,9 @@ def _prepend_ld(added: Sequence[str], base: Mapping[str, str], builder: _EnvBuil
     if new == current:
         return
     if "MA_LAUNCH_ORIG_LD_LIBRARY_PATH" not in base:
-        builder.set("MA_LAUNCH_ORIG_LD_LIBRARY_PATH", base.get("LD_LIBRARY_PATH", ""), "the value before ma-launch")
+        builder.set(
+            "MA_LAUNCH_ORIG_LD_LIBRARY_PATH", base.get("LD_LIBRARY_PATH", ""), "the value before ma-launch"
+        )
     builder.set("LD_LIBRARY_PATH", new, source)
 
 
@@ -372,9 +377,8 @@ def _compose_argv(
         argv = [shell, "-c", line]
     else:
         argv = list(request.command)
-    if request.conda_run:
-        env_ = choice.env
-        assert env_ is not None  # checked by the caller
+    env_ = choice.env
+    if request.conda_run and env_ is not None:
         conda = os.path.join(env_.root, "bin", "conda") if env_.root else None
         if conda is None or not os.access(conda, os.X_OK):
             where = f"{env_.root}/bin/conda" if env_.root else f"a conda root above {env_.prefix}"

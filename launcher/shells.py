@@ -12,8 +12,9 @@ original bytes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 _POSIX_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
 
@@ -115,7 +116,7 @@ def detect_shell() -> tuple[str, str]:
         return "sh", "no shell could be detected; POSIX sh assumed (use --shell to choose)"
     if dialect_for(name) is None:
         return "sh", f"detected shell {name!r} is not supported; POSIX sh assumed (use --shell to choose)"
-    return name, f"detected with shellingham (use --shell to choose another)"
+    return name, "detected with shellingham (use --shell to choose another)"
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,15 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def launch(tmp_path: Path, *args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.CompletedProcess[bytes]:
+def launch(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [*LAUNCH, *args], env=env or base_env(tmp_path), capture_output=True, timeout=60, **kw  # type: ignore[call-overload]
+        [*LAUNCH, *args],
+        env=env or base_env(tmp_path),
+        capture_output=True,
+        timeout=60,
+        **kw,  # type: ignore[call-overload]
     )
 
 
@@ -49,7 +55,9 @@ def test_exit_status_passes_through(tmp_path: Path, code: int) -> None:
     assert launch(tmp_path, "-q", "--", "sh", "-c", f"exit {code}").returncode == code
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT]
+)
 def test_signal_death_passes_through(tmp_path: Path, sig: int) -> None:
     direct = subprocess.run(["sh", "-c", f"kill -{sig.name[3:]} $$"], check=False)
     result = launch(tmp_path, "-q", "--", "sh", "-c", f"kill -{sig.name[3:]} $$")
@@ -58,7 +66,9 @@ def test_signal_death_passes_through(tmp_path: Path, sig: int) -> None:
 
 def test_argv_exact_including_non_utf8_and_argv0(tmp_path: Path) -> None:
     args = ["", "a b", "it's", "$(touch pwned)", "`x`", "line\nbreak", "\t", "ü", os.fsdecode(b"\xff\xfe")]
-    code = "import sys, json; print(json.dumps([a.encode('utf-8', 'surrogateescape').hex() for a in sys.argv]))"
+    code = (
+        "import sys, json; print(json.dumps([a.encode('utf-8', 'surrogateescape').hex() for a in sys.argv]))"
+    )
     result = launch(tmp_path, "-q", "--", "python3", "-c", code, *args)
     got = [bytes.fromhex(h) for h in json.loads(result.stdout)]
     assert got[1:] == [os.fsencode(a) for a in args]
@@ -126,10 +136,18 @@ def test_env_activation_end_to_end(tmp_path: Path) -> None:
     root = make_root(tmp_path / "anaconda3", ("py",))
     make_env(root / "envs" / "py", state={"STAGE": "train"}, scripts={"x.sh": "export FROM_SCRIPT=1\n"})
     env = base_env(tmp_path, ANACONDA_DIR=str(root), DEFAULT_CONDA_ENV_NAME="py")
-    code = "import os,sys; print(sys.executable, os.environ['STAGE'], os.environ['FROM_SCRIPT'], os.environ['CONDA_DEFAULT_ENV'])"
+    code = (
+        "import os,sys; e = os.environ;"
+        "print(sys.executable, e['STAGE'], e['FROM_SCRIPT'], e['CONDA_DEFAULT_ENV'])"
+    )
     result = launch(tmp_path, "--", "python", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.decode().split() == [str(root / "envs" / "py" / "bin" / "python"), "train", "1", "py"]
+    assert result.stdout.decode().split() == [
+        str(root / "envs" / "py" / "bin" / "python"),
+        "train",
+        "1",
+        "py",
+    ]
     assert b"DEFAULT_CONDA_ENV_NAME=py" in result.stderr
 
 
@@ -218,7 +236,9 @@ def test_failing_activation_script(tmp_path: Path) -> None:
     result = launch(tmp_path, "-p", str(env_dir), "--", "echo", "ran")
     assert result.returncode == 0 and result.stdout == b"ran\n"
     assert b"warning: activation script" in result.stderr
-    assert_clean_error(launch(tmp_path, "--strict-activation", "-p", str(env_dir), "echo"), 78, "bad.sh failed")
+    assert_clean_error(
+        launch(tmp_path, "--strict-activation", "-p", str(env_dir), "echo"), 78, "bad.sh failed"
+    )
 
 
 def test_conda_run_without_conda(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ def test_name_base_is_the_root(tmp_path: Path) -> None:
 def test_interpreter_path_in_command(tmp_path: Path) -> None:
     root = make_root(tmp_path / "conda", ("py37",))
     python = str(root / "envs" / "py37" / "bin" / "python")
-    plan = plan_for(tmp_path, {"ANACONDA_DIR": str(root), "DEFAULT_CONDA_ENV_NAME": "base"}, command=(python, "-V"))
+    plan = plan_for(
+        tmp_path, {"ANACONDA_DIR": str(root), "DEFAULT_CONDA_ENV_NAME": "base"}, command=(python, "-V")
+    )
     assert plan.choice.rule == "interpreter"
     assert plan.choice.env is not None and plan.choice.env.name == "py37"
 
@@ -199,7 +201,7 @@ def test_scripts_see_conda_prefix_and_their_changes_apply(tmp_path: Path) -> Non
         state={"FROM_STATE": "s"},
         scripts={
             "a.sh": 'export SEEN="$CONDA_PREFIX|$FROM_STATE"\nunset DROP_ME\necho noise\n',
-            "b.sh": "export SEEN2=\"${SEEN}+b\"\n",
+            "b.sh": 'export SEEN2="${SEEN}+b"\n',
         },
     )
     plan = plan_for(tmp_path, {"DROP_ME": "1"}, prefix=str(env))
@@ -328,8 +330,18 @@ def test_shell_line_appends_quoted_args(tmp_path: Path) -> None:
 
 def test_conda_run_composition(tmp_path: Path) -> None:
     root = make_root(tmp_path / "conda", ("py",), conda=True)
-    plan = plan_for(tmp_path, {"ANACONDA_DIR": str(root)}, name="py", conda_run=True, command=("python", "x.py"))
-    assert plan.argv == (str(root / "bin" / "conda"), "run", "--no-capture-output", "-n", "py", "python", "x.py")
+    plan = plan_for(
+        tmp_path, {"ANACONDA_DIR": str(root)}, name="py", conda_run=True, command=("python", "x.py")
+    )
+    assert plan.argv == (
+        str(root / "bin" / "conda"),
+        "run",
+        "--no-capture-output",
+        "-n",
+        "py",
+        "python",
+        "x.py",
+    )
     assert "CONDA_PREFIX" not in plan.environ  # conda activates; we do not do it twice
     bare = make_root(tmp_path / "bare", ("py",))
     with pytest.raises(UnavailableError, match="needs conda"):
