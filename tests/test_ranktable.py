@@ -324,7 +324,7 @@ def test_missing_fields(tmp_path: Path, change: str) -> None:
         )
     assert info.value.message.startswith("rank table")
     assert "\n" not in info.value.message
-    assert not (tmp_path / "o.json").exists()
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(
