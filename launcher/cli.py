@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 from launcher.errors import LaunchError, UsageError
 
 if TYPE_CHECKING:
+    from launcher.options import Parsed
     from launcher.plan import LaunchPlan
 
 PREFIX = "ma-launch: "
-SUBCOMMANDS = frozenset({"doctor", "pack", "bake"})
+#: Subcommands with their own options, run by the typer app; ``bake`` shares the launch options.
+TYPER_SUBCOMMANDS = frozenset({"doctor", "pack"})
 
 
 def say(message: str) -> None:
@@ -35,7 +37,7 @@ def format_error(error: LaunchError) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     """Entry point of the ``ma-launch`` console script and ``python -m launcher``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in SUBCOMMANDS:
+    if args and args[0] in TYPER_SUBCOMMANDS:
         from launcher.app import run
 
         sys.exit(run(args))
@@ -62,7 +64,8 @@ def _launch(args: list[str]) -> int:
     from launcher import options
     from launcher.plan import Request, build_plan
 
-    parsed = options.parse(args, os.environ)
+    bake = bool(args) and args[0] == "bake"
+    parsed = options.parse(args[1:] if bake else args, os.environ, options.BAKE_OPTIONS if bake else ())
     if parsed.flag("help"):
         sys.stdout.write(options.help_text() + "\n")
         return 0
@@ -85,6 +88,8 @@ def _launch(args: list[str]) -> int:
     quiet = parsed.flag("quiet")
     verbose = parsed.flag("verbose") or parsed.flag("debug")
     plan = build_plan(request, os.environ, _cwd())
+    if bake:
+        return _bake(plan, parsed, args)
     if parsed.flag("dry_run") or parsed.flag("json"):
         return _dry_run(plan, parsed.text("shell"), as_json=parsed.flag("json"), quiet=quiet)
     if not quiet:
@@ -97,6 +102,23 @@ def _launch(args: list[str]) -> int:
     from launcher.execute import exec_plan
 
     return exec_plan(plan)
+
+
+def _bake(plan: LaunchPlan, parsed: Parsed, args: Sequence[str]) -> int:
+    from launcher import __version__
+    from launcher.bake import bake_script, write_script
+
+    text = bake_script(plan, version=__version__, command_line=args)
+    output = parsed.text("output")
+    if output is None:
+        sys.stdout.buffer.write(os.fsencode(text))
+        return 0
+    write_script(output, text, force=parsed.flag("force"))
+    if not parsed.flag("quiet"):
+        for warning in plan.warnings:
+            say(f"warning: {warning}")
+        say(f"wrote {output}; boot command: sh {output}")
+    return 0
 
 
 def _cwd() -> str:

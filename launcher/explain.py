@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from launcher.plan import LaunchPlan
@@ -46,8 +47,18 @@ def _printable(word: str) -> str:
     return quote_posix(word).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def dry_run_line(plan: LaunchPlan, dialect: Dialect) -> str:
-    """The one-line command that does in ``dialect``'s shell what the real run does."""
+def dry_run_line(
+    plan: LaunchPlan,
+    dialect: Dialect,
+    *,
+    argv: Optional[Sequence[str]] = None,
+    restate_unexportable: bool = True,
+) -> str:
+    """The one-line command that does in ``dialect``'s shell what the real run does.
+
+    ``argv`` replaces the plan's (``bake`` adds ``"$@"`` handling); ``restate_unexportable=False`` leaves
+    out the inherited variables no shell can export, which only make sense on the machine that made them.
+    """
     assign: list[Assignment] = []
     for name, value in plan.net_set():
         assign.append(
@@ -56,9 +67,9 @@ def dry_run_line(plan: LaunchPlan, dialect: Dialect) -> str:
     changed = {name for name, _ in plan.net_set()}
     # Names no shell can export are dropped by some shells (dash) on the way to the program: restate them.
     for name, value in plan.environ.items():
-        if name not in changed and not _SHELL_NAME.match(name):
+        if restate_unexportable and name not in changed and not _SHELL_NAME.match(name):
             assign.append(Assignment(name, value))
-    return render_line(dialect, plan.workdir, plan.net_unset(), assign, plan.argv)
+    return render_line(dialect, plan.workdir, plan.net_unset(), assign, plan.argv if argv is None else argv)
 
 
 def _prepended(plan: LaunchPlan, name: str, value: str) -> tuple[str, ...]:

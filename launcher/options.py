@@ -63,6 +63,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(("-h", "--help"), "help", "show this help and exit", env=False),
 )
 
+BAKE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("-o", "--output"), "output", "write the boot script to FILE (default: stdout)", "FILE", env=False
+    ),
+    Option(("--force",), "force", "replace FILE if it exists", env=False),
+)
+
 _BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 
 
@@ -111,8 +118,10 @@ def _check_choice(option: Option, value: str, where: str) -> str:
     return value
 
 
-def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Parsed:
-    """Parse launch options from ``argv`` over defaults from MA_LAUNCH_* variables; flags win."""
+def parse(argv: Sequence[str], environ: Mapping[str, str], extra: Sequence[Option] = ()) -> Parsed:
+    """Parse launch options (and ``extra`` ones) from ``argv`` over defaults from MA_LAUNCH_* variables;
+    flags win."""
+    by_flag = {**_BY_FLAG, **{flag: option for option in extra for flag in option.flags}}
     values = _env_defaults(environ)
     i = 0
     while i < len(argv):
@@ -123,7 +132,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Parsed:
             return Parsed(values, list(argv[i:]))
         if arg.startswith("--"):
             flag, eq, inline = arg.partition("=")
-            option = _lookup(flag)
+            option = _lookup(by_flag, flag)
             if option.metavar is None:
                 if eq:
                     raise UsageError(f"{flag} takes no value", hint=f"write {flag} alone")
@@ -138,13 +147,13 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Parsed:
         else:
             # Short options: -q, -qv, -n ENV, -nENV.
             j = 1
-            option = _lookup(arg[:2])
+            option = _lookup(by_flag, arg[:2])
             while option.metavar is None:
                 values[option.dest] = True
                 j += 1
                 if j >= len(arg):
                     break
-                option = _lookup("-" + arg[j])
+                option = _lookup(by_flag, "-" + arg[j])
             if option.metavar is None:
                 i += 1
                 continue
@@ -165,8 +174,8 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Parsed:
     return Parsed(values, [])
 
 
-def _lookup(flag: str) -> Option:
-    option = _BY_FLAG.get(flag)
+def _lookup(by_flag: Mapping[str, Option], flag: str) -> Option:
+    option = by_flag.get(flag)
     if option is None:
         raise UsageError(
             f"unknown option {flag}",
@@ -186,18 +195,21 @@ def help_text(prog: str = "ma-launch") -> str:
     lines = [
         f"usage: {prog} [OPTIONS] [--] COMMAND [ARGS...]",
         f"       {prog} [OPTIONS] -c 'SHELL COMMAND LINE' [ARGS...]",
-        f"       {prog} SUBCOMMAND --help",
+        f"       {prog} bake [-o FILE] [--force] [OPTIONS] [--] COMMAND [ARGS...]",
+        f"       {prog} doctor|pack --help",
         "",
         "Run COMMAND in the right conda env, from /home/ma-user, with every log line on time.",
         "",
         "options:",
     ]
-    for option in OPTIONS:
+    for option in (*OPTIONS, *BAKE_OPTIONS):
         names = ", ".join(option.flags)
         if option.metavar:
             names += f" {option.metavar}"
         extra = f" [{'|'.join(option.choices)}]" if option.choices else ""
         env = f" (${option.env_name})" if option.env else ""
+        if option in BAKE_OPTIONS:
+            env = " (bake)"
         lines.append(f"  {names:<26} {option.help}{extra}{env}")
     lines += [
         "",

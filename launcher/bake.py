@@ -1,0 +1,60 @@
+"""``ma-launch bake``: the launch plan written once as a POSIX ``sh`` boot script that needs no Python.
+
+The script is the ``--dry-run`` line for sh with the arguments the platform appends passed on through
+``"$@"``. Everything was decided when the script was written (the env, its activation, LD_LIBRARY_PATH);
+at boot only ``sh``, ``cd`` and ``env`` run. ``PATH`` and ``LD_LIBRARY_PATH`` are written as additions to
+the values the container has at boot, so the platform's own entries (``/usr/local/nvidia/lib64``) stay.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from launcher.errors import UsageError
+from launcher.plan import LaunchPlan
+
+
+def bake_script(plan: LaunchPlan, *, version: str, command_line: Sequence[str]) -> str:
+    """The text of the boot script for ``plan``; ``command_line`` is the ma-launch invocation that made it."""
+    from launcher.explain import dry_run_line
+    from launcher.shells import POSIX, quote_posix
+
+    if plan.problems:
+        raise plan.problems[0]
+    argv = list(plan.argv)
+    if len(argv) >= 3 and argv[1] == "-c" and os.path.basename(argv[0]) in ("bash", "sh"):
+        # A -c line: hand the appended arguments to the line, as ModelArts would have appended them.
+        argv = [argv[0], "-c", argv[2] + ' "$@"', os.path.basename(argv[0])]
+    line = dry_run_line(plan, POSIX, argv=argv, restate_unexportable=False) + ' "$@"'
+    env = plan.choice.env
+    which_env = f"{env.name} ({env.prefix})" if env else "none (the command runs as it is)"
+    made_by = " ".join(quote_posix(word) for word in ["ma-launch", *command_line])
+    return "\n".join(
+        [
+            "#!/bin/sh",
+            f"# Boot script written by ma-launch {version}; no Python runs at boot.",
+            f"# env: {which_env}",
+            f"# made with: {made_by}",
+            "# Arguments given to this script (such as the channel arguments ModelArts appends) reach the",
+            "# program. Use it as the boot command: sh /path/to/this/script",
+            line,
+            "",
+        ]
+    )
+
+
+def write_script(path: str, text: str, *, force: bool) -> None:
+    """Write the script atomically and make it executable. Refuses to replace a file unless ``force``."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory", hint="give a file name with -o")
+    if os.path.exists(path) and not force:
+        raise UsageError(f"{path} already exists", hint="add --force to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"the directory {folder} does not exist", hint="create it first")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as handle:
+        handle.write(os.fsencode(text))
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, path)
