@@ -65,7 +65,7 @@ OPTIONS: tuple[Option, ...] = (
 
 BAKE_OPTIONS: tuple[Option, ...] = (
     Option(
-        ("-o", "--output"), "output", "write the boot script to FILE (default: stdout)", "FILE", env=False
+        ("-o", "--output"), "output", "write the boot script to FILE (else stdout)", "FILE", env=False
     ),
     Option(("--force",), "force", "replace FILE if it exists", env=False),
 )
