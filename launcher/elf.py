@@ -248,7 +248,7 @@ def _parse(src: _Source) -> ElfInfo:
         ph_fmt, ph_size = e + "IIQQQQQQ", 56
     else:
         e_type, machine, _ver, _entry, phoff, _shoff, _fl, _ehs, phentsize, phnum = struct.unpack(
-            e + "HHIIIIIHHH", src.read(16, 26)
+            e + "HHIIIIIHHH", src.read(16, 30)
         )
         ph_fmt, ph_size = e + "IIIIIIII", 32
     if phnum > _MAX_PHNUM or (phnum and phentsize < ph_size):
