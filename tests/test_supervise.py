@@ -1,0 +1,523 @@
+"""Supervisor mode, tested with real processes, real signals and real PID namespaces.
+
+PID-1 tests run the supervisor as PID 1 of a new PID namespace (``unshare --pid --fork --mount-proc``, needs
+root); without it they skip locally and fail under CI=true. The supervisor is driven through its debug entry
+``python -m launcher.supervise``; the programs it runs are in ``supervise_progs.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+from launcher import supervise
+from launcher.errors import UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGS = str(Path(__file__).resolve().parent / "supervise_progs.py")
+PY = sys.executable
+SUMMARY = re.compile(
+    r"^ma-launch: program ended: (exit code \d+|killed by SIG[A-Z0-9]+ \(status \d+\)), wall [0-9.]+ s, "
+    r"CPU [0-9.]+ s \(process tree\), peak RSS [0-9.]+ (B|KiB|MiB|GiB) \(largest process\)(; .*)?$"
+)
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONUNBUFFERED", None)  # the supervisor must not depend on it
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def supervisor(*command: str, grace: float = 5.0, quiet: bool = False) -> list[str]:
+    args = [PY, "-m", "launcher.supervise", "--grace", str(grace)]
+    if quiet:
+        args.append("--quiet")
+    return [*args, "--", *command]
+
+
+def prog(*args: str) -> list[str]:
+    return [PY, PROGS, *args]
+
+
+_UNSHARE: Optional[bool] = None
+
+
+def need_pid_namespace() -> None:
+    global _UNSHARE  # noqa: PLW0603
+    if _UNSHARE is None:
+        try:
+            result = subprocess.run(
+                ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, timeout=10
+            )
+            _UNSHARE = result.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            _UNSHARE = False
+    if not _UNSHARE:
+        message = "needs unshare --pid --fork --mount-proc (root, util-linux)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def as_pid1(command: list[str]) -> list[str]:
+    need_pid_namespace()
+    return ["unshare", "--pid", "--fork", "--mount-proc", *command]
+
+
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """A failing test must not leave supervisors or programs running behind it."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def start(command: list[str], **kwargs: object) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(  # type: ignore[call-overload]
+        command,
+        env=base_env(),
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+    _STARTED.append(proc)
+    return proc  # type: ignore[no-any-return]
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def wait_file(path: Path, timeout: float = 10.0) -> None:
+    wait_for(path.exists, timeout, str(path))
+
+
+def child_of(pid: int) -> int:
+    """The first child of ``pid`` (the PID-1 supervisor under unshare), as seen from here."""
+
+    def children() -> list[int]:
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(x) for x in text.split()]
+
+    wait_for(lambda: bool(children()), what=f"a child of {pid}")
+    return children()[0]
+
+
+def proc_table() -> dict[int, tuple[str, int, str]]:
+    """pid -> (state, ppid, cmdline) for every process visible here."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        table[int(entry.name)] = (fields[0].decode(), int(fields[1]), cmdline)
+    return table
+
+
+def descendants(root: int, table: dict[int, tuple[str, int, str]]) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (_, ppid, _) in table.items():
+            if ppid == parent:
+                found.append(pid)
+                todo.append(pid)
+    return found
+
+
+def with_token(token: str) -> list[int]:
+    return [pid for pid, (state, _, cmd) in proc_table().items() if token in cmd and state != "Z"]
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 15.0) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def assert_clean(err: str) -> None:
+    assert "Traceback" not in err, err
+
+
+# -- API --------------------------------------------------------------------------------------------------
+
+
+def test_should_supervise_modes() -> None:
+    assert supervise.should_supervise("always") is True
+    assert supervise.should_supervise("never") is False
+    assert supervise.should_supervise("auto") is (os.getpid() == 1)
+    with pytest.raises(UsageError):
+        supervise.should_supervise("sometimes")
+
+
+def test_no_warnings_for_an_ordinary_process() -> None:
+    if os.getpid() == 1 or os.getppid() == 1:
+        pytest.skip("runs as or under PID 1")
+    assert supervise.pid1_warnings("never") == []
+    assert supervise.pid1_warnings("auto") == []
+
+
+def pid1_script(mode: str) -> str:
+    return f"from launcher.supervise import pid1_warnings; print(pid1_warnings({mode!r}))"
+
+
+def test_never_at_pid1_warns_about_sigterm() -> None:
+    out = subprocess.run(
+        as_pid1([PY, "-c", pid1_script("never")]), env=base_env(), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "SIGTERM will be ignored" in out.stdout
+    auto = subprocess.run(
+        as_pid1([PY, "-c", pid1_script("auto")]), env=base_env(), capture_output=True, text=True
+    )
+    assert auto.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("shell", "warned"), [("dash", True), ("bash", False)])
+def test_pid1_shell_parent_is_detected(shell: str, warned: bool) -> None:
+    path = subprocess.run(["sh", "-c", f"command -v {shell}"], capture_output=True, text=True).stdout.strip()
+    if not path:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{shell} is missing")
+        pytest.skip(f"{shell} is missing")
+    line = f'{PY} -c "{pid1_script("always")}"; true'  # `; true`: the shell stays PID 1 and waits
+    out = subprocess.run(as_pid1([path, "-c", line]), env=base_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert ("exec ma-launch" in out.stdout) is warned, out.stdout
+
+
+# -- PID 1 and SIGTERM ------------------------------------------------------------------------------------
+
+
+def test_pid1_sigterm_ends_a_handlerless_program_at_once(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = start(as_pid1(supervisor(*prog("sleep", "60", str(ready)), grace=20)))
+    wait_file(ready)
+    pid1 = child_of(proc.pid)
+    sent = time.monotonic()
+    os.kill(pid1, signal.SIGTERM)
+    code, err = finish(proc)
+    elapsed = time.monotonic() - sent
+    assert code == 143, err
+    assert elapsed < 1.0, elapsed
+    assert "killed by SIGTERM (status 143)" in err
+    assert "SIGKILL" not in err
+    assert_clean(err)
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+def test_program_ignoring_sigterm_is_killed_after_grace(tmp_path: Path, pid1: bool) -> None:
+    ready = tmp_path / "ready"
+    command = supervisor(*prog("ignore-term", str(ready)), grace=1.0)
+    proc = start(as_pid1(command) if pid1 else command)
+    wait_file(ready)
+    sent = time.monotonic()
+    os.kill(child_of(proc.pid) if pid1 else proc.pid, signal.SIGTERM)
+    code, err = finish(proc)
+    elapsed = time.monotonic() - sent
+    assert code == (137 if pid1 else -signal.SIGKILL), err
+    assert 0.9 < elapsed < 3.0, elapsed
+    assert "killed by SIGKILL (status 137)" in err
+    assert "ma-launch sent SIGKILL after the 1 s grace period" in err
+    assert "out of memory" not in err
+    assert_clean(err)
+
+
+def test_program_exiting_during_grace_keeps_its_code(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = start(supervisor(*prog("slow-term", str(ready), "0.3", "7"), grace=10))
+    wait_file(ready)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == 7, err
+    assert time.monotonic() - sent < 2.0
+    assert "exit code 7" in err
+    assert "SIGKILL" not in err
+    assert_clean(err)
+
+
+# -- forwarding -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+def test_usr1_usr2_and_hup_reach_the_program(tmp_path: Path, pid1: bool) -> None:
+    ready, out = tmp_path / "ready", tmp_path / "out"
+    command = supervisor(*prog("record", str(out), str(ready)), grace=10)
+    proc = start(as_pid1(command) if pid1 else command)
+    wait_file(ready)
+    target = child_of(proc.pid) if pid1 else proc.pid
+    seen: list[str] = []
+    for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGUSR2):
+        os.kill(target, sig)
+        seen.append(sig.name)
+        wait_for(lambda: out.exists() and out.read_text().split() == seen, what=f"{sig.name} recorded")
+    os.kill(target, signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == (143 if pid1 else -signal.SIGTERM), err
+    assert_clean(err)
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+def test_signal_storm(tmp_path: Path, pid1: bool) -> None:
+    ready, out = tmp_path / "ready", tmp_path / "out"
+    command = supervisor(*prog("count-usr1", str(out), str(ready)), grace=10)
+    proc = start(as_pid1(command) if pid1 else command)
+    wait_file(ready)
+    target = child_of(proc.pid) if pid1 else proc.pid
+    for _ in range(500):
+        os.kill(target, signal.SIGUSR1)
+    time.sleep(0.2)
+    os.kill(target, signal.SIGTERM)
+    code, err = finish(proc, timeout=10)
+    assert code == 0, err
+    count = int(out.read_text())
+    assert 1 <= count <= 500
+    assert_clean(err)
+
+
+# -- exit statuses ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3, 42, 126, 127, 128, 130, 143, 255])
+def test_exit_codes_pass_through(code: int) -> None:
+    direct = subprocess.run(prog("exit", str(code)), env=base_env())
+    proc = start(supervisor(*prog("exit", str(code))))
+    got, err = finish(proc)
+    assert got == direct.returncode == code
+    assert f"exit code {code}" in err
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGKILL", "SIGSEGV", "SIGABRT"])
+def test_signal_deaths_pass_through(name: str) -> None:
+    sig = signal.Signals[name]
+    direct = subprocess.run(prog("die", name), env=base_env())
+    assert direct.returncode == -sig
+    proc = start(supervisor(*prog("die", name)))
+    got, err = finish(proc)
+    assert got == direct.returncode, err
+    assert f"killed by {name} (status {128 + sig})" in err
+    if sig == signal.SIGKILL:
+        assert "killed by SIGKILL not sent by ma-launch — likely out of memory" in err
+    assert_clean(err)
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGKILL", "SIGSEGV"])
+def test_signal_deaths_as_pid1_become_128_plus_n(name: str) -> None:
+    sig = signal.Signals[name]
+    proc = start(as_pid1(supervisor(*prog("die", name))))
+    got, err = finish(proc)
+    assert got == 128 + sig, err
+    assert_clean(err)
+
+
+# -- cannot start -----------------------------------------------------------------------------------------
+
+
+def test_missing_command_is_127_without_traceback() -> None:
+    proc = start(supervisor("no-such-command-xyz"))
+    code, err = finish(proc)
+    assert code == 127
+    assert err.startswith("ma-launch: error: no-such-command-xyz: not found")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_not_executable_is_126(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    proc = start(supervisor(str(script)))
+    code, err = finish(proc)
+    assert code == 126
+    assert "permission denied" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_run_supervised_raises_launch_errors() -> None:
+    from launcher.errors import CommandNotFound
+
+    code = (
+        "from launcher.supervise import run_supervised\n"
+        "from launcher.errors import CommandNotFound\n"
+        "import os, signal\n"
+        "try:\n"
+        "    run_supervised(['no-such-command-xyz'], os.environ)\n"
+        "except CommandNotFound as e:\n"
+        "    print(e.exit_code, sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))\n"
+    )
+    out = subprocess.run([PY, "-c", code], env=base_env(), capture_output=True, text=True, cwd=str(ROOT))
+    assert out.stdout.strip() == f"{CommandNotFound.exit_code} []", out.stderr
+
+
+def test_command_is_looked_up_on_the_given_path(tmp_path: Path) -> None:
+    tool = tmp_path / "only-here"
+    tool.write_text("#!/bin/sh\nexit 5\n")
+    tool.chmod(0o755)
+    code = (
+        "import os\nfrom launcher.supervise import run_supervised\n"
+        f"env = dict(os.environ, PATH={str(tmp_path)!r} + ':/usr/bin:/bin')\n"
+        "run_supervised(['only-here'], env, quiet=True)\n"
+    )
+    out = subprocess.run([PY, "-c", code], env=base_env(), capture_output=True, text=True, cwd=str(ROOT))
+    assert out.returncode == 5, out.stderr
+    assert out.stderr == ""
+
+
+# -- reaping and process trees ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+def test_orphans_are_reaped(tmp_path: Path, pid1: bool) -> None:
+    ready = tmp_path / "ready"
+    command = supervisor(*prog("zombies", "5", str(ready)), grace=5)
+    proc = start(as_pid1(command) if pid1 else command)
+    wait_file(ready)
+    sup = child_of(proc.pid) if pid1 else proc.pid
+    program = child_of(sup)
+    time.sleep(0.4)  # the double-forked orphans have exited by now
+    for _ in range(10):
+        table = proc_table()
+        # zombies of the program itself are its own business while it lives; none may be ours
+        ours = [pid for pid in descendants(sup, table) if table[pid][0] == "Z" and table[pid][1] != program]
+        assert ours == []
+        time.sleep(0.05)
+    os.kill(sup, signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == (143 if pid1 else -signal.SIGTERM), err
+    assert_clean(err)
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+@pytest.mark.parametrize("ending", ["stop", "exit"])
+def test_torchrun_like_tree_leaves_nothing(tmp_path: Path, pid1: bool, ending: str) -> None:
+    token = f"tok-{uuid.uuid4().hex}"
+    ready = tmp_path / "ready"
+    mode = "wait" if ending == "stop" else "exit"
+    command = supervisor(*prog("tree", token, str(ready), mode), grace=1.0)
+    proc = start(as_pid1(command) if pid1 else command)
+    wait_file(ready)
+    if mode == "wait":
+        wait_for(lambda: len(with_token(f"{token}-worker")) == 2, what="two workers")
+    started = time.monotonic()
+    if ending == "stop":
+        os.kill(child_of(proc.pid) if pid1 else proc.pid, signal.SIGTERM)
+    code, err = finish(proc)
+    elapsed = time.monotonic() - started
+    assert with_token(token) == []
+    if ending == "stop":
+        assert code == (143 if pid1 else -signal.SIGTERM), err
+    else:
+        assert code == 0, err
+    assert 0.9 < elapsed < 4.0  # the worker ignoring SIGTERM needed the grace period, then SIGKILL
+    assert "stopped leftover processes with SIGKILL" in err
+    assert_clean(err)
+
+
+def test_tree_without_subreaper_needs_no_pid_namespace(tmp_path: Path) -> None:
+    """Not PID 1 and a normal exit: workers orphaned by the exit must still be found and stopped."""
+    token = f"tok-{uuid.uuid4().hex}"
+    ready = tmp_path / "ready"
+    proc = start(supervisor(*prog("tree", token, str(ready), "exit"), grace=0.5, quiet=True))
+    code, err = finish(proc)
+    assert code == 0
+    assert err == ""
+    assert with_token(token) == []
+
+
+# -- terminal ---------------------------------------------------------------------------------------------
+
+
+def read_until(fd: int, needle: bytes, timeout: float = 10.0) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while needle not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{needle!r} not seen in {data!r}")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"EOF before {needle!r} in {data!r}")
+            data += chunk
+    return data
+
+
+def test_tty_interactive_input_and_ctrl_c() -> None:
+    import pty
+
+    env = base_env()
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.chdir(str(ROOT))
+        os.execve(PY, supervisor(*prog("interactive"), grace=5), env)
+    try:
+        read_until(master, b"ready")
+        os.write(master, b"hello\n")
+        read_until(master, b"got hello")
+        read_until(master, b"waiting")
+        os.write(master, b"\x03")
+        rest = read_until(master, b"program ended")
+        assert b"sigint 1" in rest  # the terminal's SIGINT only; the supervisor did not send a second one
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
+        assert b"Traceback" not in rest
+    finally:
+        os.close(master)
+
+
+# -- summary ----------------------------------------------------------------------------------------------
+
+
+def test_summary_line_format_and_quiet() -> None:
+    proc = start(supervisor(*prog("exit", "3")))
+    code, err = finish(proc)
+    assert code == 3
+    lines = err.splitlines()
+    assert len(lines) == 1
+    assert SUMMARY.match(lines[0]), lines[0]
+    quiet = start(supervisor(*prog("exit", "3"), quiet=True))
+    code, err = finish(quiet)
+    assert code == 3
+    assert err == ""
+
+
+def test_summary_formats_sizes_and_durations() -> None:
+    assert supervise._size(512) == "512 B"
+    assert supervise._size(3 * 1024 * 1024) == "3.0 MiB"
+    assert supervise._duration(1.25) == "1.2 s"
+    assert supervise._duration(125) == "2m05s"
+    assert supervise._duration(3725) == "1h02m05s"
