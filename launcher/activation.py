@@ -70,7 +70,9 @@ def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
         conda_exe = os.path.join(env.root, "bin", "conda")
         if os.path.isfile(conda_exe):
             changes.append(Change("CONDA_EXE", conda_exe, src))
-            changes.append(Change("CONDA_PYTHON_EXE", os.path.join(env.root, "bin", "python"), src))
+            conda_python = os.path.join(env.root, "bin", "python")
+            if os.path.exists(conda_python):
+                changes.append(Change("CONDA_PYTHON_EXE", conda_python, src))
     return changes
 
 

@@ -41,7 +41,9 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
         from launcher.app import run
 
         sys.exit(run(args))
-    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    from launcher.options import wants_debug
+
+    debug = wants_debug(args, os.environ)
     try:
         sys.exit(_launch(args))
     except LaunchError as error:

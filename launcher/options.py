@@ -64,9 +64,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 BAKE_OPTIONS: tuple[Option, ...] = (
-    Option(
-        ("-o", "--output"), "output", "write the boot script to FILE (else stdout)", "FILE", env=False
-    ),
+    Option(("-o", "--output"), "output", "write the boot script to FILE (else stdout)", "FILE", env=False),
     Option(("--force",), "force", "replace FILE if it exists", env=False),
 )
 
@@ -172,6 +170,27 @@ def parse(argv: Sequence[str], environ: Mapping[str, str], extra: Sequence[Optio
         else:
             values[option.dest] = value
     return Parsed(values, [])
+
+
+def wants_debug(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Whether ``--debug`` is among the launcher's own options (not the program's); never raises, so it
+    works even for argument lists the parser rejects."""
+    if environ.get("MA_LAUNCH_DEBUG", "").strip().lower() in TRUE:
+        return True
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            return False
+        if arg == "--debug":
+            return True
+        option = _BY_FLAG.get(arg.partition("=")[0] if arg.startswith("--") else arg[:2])
+        if option is not None and option.dest == "shell_line":
+            return False
+        takes_value = option is not None and option.metavar is not None
+        inline = "=" in arg if arg.startswith("--") else len(arg) > 2
+        i += 2 if takes_value and not inline else 1
+    return False
 
 
 def _lookup(by_flag: Mapping[str, Option], flag: str) -> Option:

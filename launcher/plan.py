@@ -130,6 +130,8 @@ def resolve_workdir(request: Request, environ: Mapping[str, str], cwd: str) -> t
     home = environ.get("MA_HOME", "")
     if home and os.path.isabs(home):
         return os.path.normpath(home), "MA_HOME"
+    if home:
+        return DEFAULT_WORKDIR, f"the ModelArts default; MA_HOME={home!r} is not absolute and was ignored"
     return DEFAULT_WORKDIR, "the ModelArts default"
 
 
@@ -304,7 +306,7 @@ def build_plan(
     ld = _apply_ld(request.ld_mode, env.prefix if env else None, environ, builder)
     decisions.extend(ld.reasons)
 
-    if "PYTHONUNBUFFERED" not in environ:
+    if not environ.get("PYTHONUNBUFFERED"):  # Python ignores an empty value
         builder.set("PYTHONUNBUFFERED", "1", "unbuffered output, so log lines reach the job log at once")
     if "PYTHONIOENCODING" not in environ and _is_c_locale(environ):
         builder.set("PYTHONIOENCODING", "utf-8", "the locale is C/POSIX or unset")

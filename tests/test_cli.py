@@ -258,6 +258,11 @@ def test_conda_run_composed(tmp_path: Path) -> None:
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     result = launch(tmp_path, "--debug", "--workdir", "/nonexistent", "true")
     assert result.returncode == 66 and b"Traceback" in result.stderr
+    # The program's own --debug is not ours.
+    result = launch(tmp_path, "--workdir", "/nonexistent", "true", "--debug")
+    assert result.returncode == 66 and b"Traceback" not in result.stderr
+    result = launch(tmp_path, "-n", "--debug", "true")
+    assert b"Traceback" not in result.stderr
 
 
 def test_version_help_and_module_entry(tmp_path: Path) -> None:

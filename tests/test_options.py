@@ -62,6 +62,24 @@ def test_bad_options(argv: list[str], env: dict[str, str], match: str) -> None:
     assert info.value.exit_code == 2 and info.value.hint
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--debug", "x"], True),
+        (["-n", "--debug", "x"], False),
+        (["--workdir=/w", "--debug", "x"], True),
+        (["x", "--debug"], False),
+        (["--", "--debug"], False),
+        (["-c", "line", "--debug"], False),
+        (["--unknown", "--debug"], True),
+    ],
+)
+def test_wants_debug_reads_only_our_options(argv: list[str], expected: bool) -> None:
+    from launcher.options import wants_debug
+
+    assert wants_debug(argv, {}) is expected
+
+
 def test_help_lists_every_option_and_its_variable() -> None:
     text = help_text()
     for option in OPTIONS:

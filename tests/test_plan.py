@@ -278,8 +278,10 @@ def test_python_variables_respect_the_user(tmp_path: Path) -> None:
     plan = plan_for(tmp_path, {"LANG": "C"})
     assert plan.environ["PYTHONUNBUFFERED"] == "1"
     assert plan.environ["PYTHONIOENCODING"] == "utf-8"
-    plan = plan_for(tmp_path, {"PYTHONUNBUFFERED": "", "LANG": "en_US.UTF-8", "LC_ALL": "POSIX"})
-    assert plan.environ["PYTHONUNBUFFERED"] == ""
+    plan = plan_for(tmp_path, {"PYTHONUNBUFFERED": "0", "LANG": "en_US.UTF-8", "LC_ALL": "POSIX"})
+    assert plan.environ["PYTHONUNBUFFERED"] == "0"
+    plan = plan_for(tmp_path, {"PYTHONUNBUFFERED": ""})  # empty means unset to Python
+    assert plan.environ["PYTHONUNBUFFERED"] == "1"
     assert plan.environ["PYTHONIOENCODING"] == "utf-8"
     plan = plan_for(tmp_path, {"LANG": "C.UTF-8", "PYTHONIOENCODING": "latin-1"})
     assert plan.environ["PYTHONIOENCODING"] == "latin-1"
