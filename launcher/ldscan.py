@@ -281,7 +281,7 @@ class _Walk:
             for name in subdirs:
                 if self._visit(base + name, path + "/" + name, depth + 1):
                     has = True
-        if not has and rel:
+        if not has and depth > 2 and not rel.endswith(("site-packages", "dist-packages")):
             for name in subdirs:
                 self.dirs.pop(base + name, None)
             self.dirs[rel] = [sig, [], [], [], True]

@@ -1,0 +1,394 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+from elfkit import build_exe, build_lib, build_pyext, make_elf, require_tool, run
+
+from launcher.ldscan import AddedDir, LdAnalysis, Unresolved, _parse_ld_so_cache, analyze
+
+CLEAN: dict[str, str] = {"PATH": "/usr/bin:/bin"}
+PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+SYSTEM_LIBZ = any(
+    os.path.exists(p)
+    for p in (
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib64/libz.so.1",
+    )
+)
+
+
+@pytest.fixture
+def env(tmp_path: os.PathLike[str]) -> str:
+    prefix = os.path.join(str(tmp_path), "env")
+    os.makedirs(os.path.join(prefix, "bin"))
+    os.makedirs(os.path.join(prefix, "lib", PYVER, "site-packages"))
+    os.makedirs(os.path.join(prefix, "conda-meta"))
+    return prefix
+
+
+@pytest.fixture
+def cache(tmp_path: os.PathLike[str]) -> str:
+    return os.path.join(str(tmp_path), "cache")
+
+
+def site(prefix: str) -> str:
+    return os.path.join(prefix, "lib", PYVER, "site-packages")
+
+
+def test_binary_needing_a_library_only_in_env_lib(env: str, cache: str) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+
+    result = analyze(env, app, CLEAN, cache_dir=cache)
+
+    assert result.added == (AddedDir(f"{env}/lib", (("libfoo.so.1", app),)),)
+    assert result.unresolved == ()
+    assert not result.from_cache
+    assert run([app], list(result.directories)).returncode == 0
+    without = run([app], None)
+    assert without.returncode != 0 and "libfoo.so.1" in without.stderr
+    assert any("libfoo.so.1" in line and app in line for line in result.explain_lines())
+    assert json.loads(json.dumps(result.to_json()))["added"][0]["directory"] == f"{env}/lib"
+
+
+def test_extension_module_needing_a_library_in_nvidia_lib(env: str, cache: str) -> None:
+    sp = site(env)
+    nv = build_lib(f"{sp}/nvidia/x/lib/libnvx.so.1", "libnvx.so.1", exports=["nvx"])
+    build_lib(f"{env}/lib/libother.so.1", "libother.so.1")
+    build_pyext(f"{sp}/mod", "_core", calls=["nvx"], needs=[nv])
+    with open(f"{sp}/mod/__init__.py", "w") as f:
+        f.write("from mod._core import *\n")
+
+    result = analyze(env, sys.executable, CLEAN, cache_dir=cache)
+
+    assert result.directories == (f"{sp}/nvidia/x/lib",)
+    assert result.added[0].provides[0][0] == "libnvx.so.1"
+    assert result.unresolved == ()
+    ok = run([sys.executable, "-c", "import mod"], list(result.directories), PYTHONPATH=sp)
+    assert ok.returncode == 0, ok.stderr
+    bad = run([sys.executable, "-c", "import mod"], None, PYTHONPATH=sp)
+    assert bad.returncode != 0 and "libnvx.so.1" in bad.stderr
+
+
+def test_extension_with_rpath_origin_to_the_package_lib_is_not_missing(env: str, cache: str) -> None:
+    sp = site(env)
+    nv = build_lib(f"{sp}/nvidia/y/lib/libnvy.so.1", "libnvy.so.1", exports=["nvy"])
+    build_pyext(f"{sp}/moy", "_core", calls=["nvy"], needs=[nv], rpath="$ORIGIN/../nvidia/y/lib")
+    result = analyze(env, sys.executable, CLEAN, cache_dir=cache)
+    assert result.added == () and result.unresolved == ()
+    ok = run([sys.executable, "-c", "import moy._core"], None, PYTHONPATH=sp)
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.skipif(not SYSTEM_LIBZ, reason="no system libz.so.1")
+def test_env_library_shadowing_a_system_one_adds_nothing(env: str, cache: str) -> None:
+    z = build_lib(f"{env}/lib/libz.so.1", "libz.so.1", exports=["zlib_fake"])
+    app = build_exe(f"{env}/bin/zapp", needs=[z])
+    result = analyze(env, app, CLEAN, cache_dir=cache)
+    assert result.added == ()
+    assert result.unresolved == ()
+    assert run([app], None).returncode == 0
+
+
+@pytest.mark.parametrize("kind", ["runpath", "rpath"])
+def test_origin_relative_search_path_is_not_missing(env: str, cache: str, kind: str) -> None:
+    lib = build_lib(f"{env}/lib/libbar.so.2", "libbar.so.2", exports=["bar"])
+    app = build_exe(f"{env}/bin/app", calls=["bar"], needs=[lib], **{kind: "$ORIGIN/../lib"})
+    inner = build_lib(
+        f"{env}/lib/libuses.so.1", "libuses.so.1", calls=["bar"], needs=[lib], **{kind: "${ORIGIN}"}
+    )
+    result = analyze(env, app, CLEAN, cache_dir=cache)
+    assert result.added == () and result.unresolved == ()
+    assert run([app], None).returncode == 0
+    assert os.path.exists(inner)
+
+
+def test_runpath_is_not_inherited_but_rpath_is(env: str, cache: str) -> None:
+    # app (RPATH $ORIGIN/../lib) -> libmid (no search path) -> libleaf in lib/: found through app's RPATH.
+    leaf = build_lib(f"{env}/lib/libleaf.so.1", "libleaf.so.1", exports=["leaf"])
+    mid = build_lib(f"{env}/lib/libmid.so.1", "libmid.so.1", exports=["mid"], calls=["leaf"], needs=[leaf])
+    app = build_exe(f"{env}/bin/app", calls=["mid"], needs=[mid], rpath="$ORIGIN/../lib")
+    assert analyze(env, app, CLEAN, cache_dir=cache).added == ()
+    assert run([app], None).returncode == 0
+
+    # The same with RUNPATH: not inherited by libmid, so the loader fails and the analysis adds lib/.
+    app2 = build_exe(f"{env}/bin/app2", calls=["mid"], needs=[mid], runpath="$ORIGIN/../lib")
+    result = analyze(env, app2, CLEAN, cache_dir=cache)
+    assert result.directories == (f"{env}/lib",)
+    assert ("libleaf.so.1", f"{env}/lib/libmid.so.1") in result.added[0].provides
+    assert run([app2], None).returncode != 0
+    assert run([app2], list(result.directories)).returncode == 0
+
+
+def test_symbol_version_missing_in_the_library_found_today(
+    env: str, cache: str, tmp_path: os.PathLike[str]
+) -> None:
+    sysdir = os.path.join(str(tmp_path), "system-lib")
+    build_lib(
+        f"{sysdir}/libver.so.1",
+        "libver.so.1",
+        exports=["v_one"],
+        version_script="VER_1 { global: v_one; local: *; };\n",
+    )
+    newer = build_lib(
+        f"{env}/lib/libver.so.1",
+        "libver.so.1",
+        exports=["v_one", "v_two"],
+        version_script="VER_1 { global: v_one; local: *; };\nVER_2 { global: v_two; } VER_1;\n",
+    )
+    app = build_exe(f"{env}/bin/app", calls=["v_two"], needs=[newer])
+    environ = {**CLEAN, "LD_LIBRARY_PATH": sysdir}
+
+    result = analyze(env, app, environ, cache_dir=cache)
+
+    assert result.directories == (f"{env}/lib",)
+    old = run([app], [sysdir])
+    assert old.returncode != 0 and "VER_2" in old.stderr and "not found" in old.stderr
+    assert run([app], [*result.directories, sysdir]).returncode == 0
+
+    # Only the old copy anywhere: an unresolved version, not an added directory.
+    os.unlink(newer)
+    build_lib(
+        f"{env}/lib/libver.so.1",
+        "libver.so.1",
+        exports=["v_one"],
+        version_script="VER_1 { global: v_one; local: *; };\n",
+    )
+    again = analyze(env, app, environ, cache_dir=cache)
+    assert again.added == ()
+    assert again.unresolved == (Unresolved("libver.so.1", (app,), ("VER_2",)),)
+
+
+def test_unresolvable_soname_is_a_warning(env: str, cache: str, tmp_path: os.PathLike[str]) -> None:
+    ghost_dir = os.path.join(str(tmp_path), "gone")
+    ghost = build_lib(f"{ghost_dir}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    app = build_exe(f"{env}/bin/app", calls=["cuInit"], needs=[ghost])
+    shutil.rmtree(ghost_dir)
+
+    result = analyze(env, app, CLEAN, cache_dir=cache)
+
+    assert result.added == ()
+    assert result.unresolved == (Unresolved("libcuda.so.1", (app,)),)
+    lines = result.explain_lines()
+    assert any(
+        line.startswith("warning: libcuda.so.1") and app in line and "driver" in line for line in lines
+    )
+    assert "continues" in lines[-1]
+
+
+def test_provider_must_match_the_needer_architecture(env: str, cache: str) -> None:
+    sp = site(env)
+    os.makedirs(f"{sp}/aaa/lib")
+    with open(f"{sp}/aaa/lib/libarch.so.1", "wb") as f:
+        f.write(make_elf(machine=183, soname="libarch.so.1"))  # aarch64: skipped by the loader
+    lib = build_lib(f"{sp}/zzz/lib/libarch.so.1", "libarch.so.1", exports=["arch"])
+    app = build_exe(f"{env}/bin/app", calls=["arch"], needs=[lib])
+    result = analyze(env, app, CLEAN, cache_dir=cache)
+    assert result.directories == (f"{sp}/zzz/lib",)
+    both = run([app], [f"{sp}/aaa/lib", f"{sp}/zzz/lib"])
+    assert both.returncode == 0, both.stderr
+
+
+def test_env_lib_comes_first_and_order_is_stable(env: str, cache: str) -> None:
+    sp = site(env)
+    a = build_lib(f"{sp}/pkgb/lib/liba.so.1", "liba.so.1", exports=["fa"])
+    b = build_lib(f"{sp}/pkga/lib/libb.so.1", "libb.so.1", exports=["fb"])
+    c = build_lib(f"{env}/lib/libc9.so.1", "libc9.so.1", exports=["fc"])
+    app = build_exe(f"{env}/bin/app", calls=["fa", "fb", "fc"], needs=[a, b, c])
+    result = analyze(env, app, CLEAN, cache_dir=None)
+    assert result.directories == (f"{env}/lib", f"{sp}/pkga/lib", f"{sp}/pkgb/lib")
+    assert run([app], list(result.directories)).returncode == 0
+    assert analyze(env, app, CLEAN, cache_dir=cache).directories == result.directories
+
+
+def test_script_program_is_followed_to_its_interpreter(env: str, cache: str) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    script = f"{env}/bin/run.sh"
+    with open(script, "w") as f:
+        f.write("#!/usr/bin/env app\n")
+    result = analyze(env, script, {**CLEAN, "PATH": f"{env}/bin:/usr/bin"}, cache_dir=cache)
+    assert result.directories == (f"{env}/lib",)
+
+
+def test_broken_files_are_skipped(env: str, cache: str) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    with open(lib, "rb") as f:
+        data = f.read()
+    with open(f"{env}/lib/libtrunc.so.1", "wb") as f:
+        f.write(data[:300])
+    with open(f"{env}/lib/libnoise.so", "wb") as f:
+        f.write(os.urandom(5000))
+    with open(f"{env}/lib/libc.so", "w") as f:
+        f.write("GROUP ( libc.so.6 )\n")
+    os.symlink("libloop2.so", f"{env}/lib/libloop1.so")
+    os.symlink("libloop1.so", f"{env}/lib/libloop2.so")
+    os.symlink("..", f"{env}/lib/dirloop")
+    os.symlink("/nonexistent/libx.so", f"{env}/lib/libdangling.so")
+    result = analyze(env, app, CLEAN, cache_dir=cache)
+    assert result.directories == (f"{env}/lib",)
+    # a program that does not exist or is not ELF
+    assert analyze(env, f"{env}/bin/missing", CLEAN, cache_dir=cache).objects_scanned >= 1
+    assert analyze(env + "-nope", None, CLEAN, cache_dir=cache).added == ()
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix="ldscan-")
+    os.chmod(d, 0o755)  # noqa: S103 - the unprivileged user must read it
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_unreadable_files_and_dirs_as_an_unprivileged_user(shared_tmp: str) -> None:
+    setpriv = require_tool("setpriv")
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch users")
+    prefix = f"{shared_tmp}/env"
+    lib = build_lib(f"{prefix}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{prefix}/bin/app", calls=["foo"], needs=[lib])
+    build_lib(f"{prefix}/lib/libsecret.so.1", "libsecret.so.1")
+    os.chmod(f"{prefix}/lib/libsecret.so.1", 0o000)
+    os.makedirs(f"{prefix}/lib/closed/inner")
+    build_lib(f"{prefix}/lib/closed/libhidden.so.1", "libhidden.so.1")
+    os.chmod(f"{prefix}/lib/closed", 0o000)
+    shutil.copytree(
+        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launcher"),
+        f"{shared_tmp}/launcher",
+    )
+    for root, dirs, files in os.walk(shared_tmp):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            if (
+                not os.path.islink(p)
+                and os.stat(p).st_mode & 0o777
+                and "secret" not in name
+                and name != "closed"
+            ):
+                os.chmod(p, os.stat(p).st_mode | 0o755)  # noqa: S103
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]);"
+        "from launcher.ldscan import analyze;"
+        "r = analyze(sys.argv[2], sys.argv[3], {'PATH': '/usr/bin'}, cache_dir=sys.argv[4]);"
+        "print(json.dumps(r.to_json()))"
+    )
+    proc = subprocess.run(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+            shared_tmp,
+            prefix,
+            app,
+            f"{shared_tmp}/nocache/x",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [a["directory"] for a in data["added"]] == [f"{prefix}/lib"]
+
+
+def test_cache_repeated_changed_corrupt_unwritable(env: str, cache: str) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    first = analyze(env, app, CLEAN, cache_dir=cache)
+    assert not first.from_cache
+
+    t = time.perf_counter()
+    second = analyze(env, app, CLEAN, cache_dir=cache)
+    elapsed = time.perf_counter() - t
+    assert second.from_cache and second.added == first.added
+    assert elapsed < 0.2
+
+    # A changed LD_LIBRARY_PATH is a new question.
+    third = analyze(env, app, {**CLEAN, "LD_LIBRARY_PATH": f"{env}/lib"}, cache_dir=cache)
+    assert not third.from_cache and third.added == ()
+
+    # A library rewritten in place (same directory entries) is read again.
+    build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"], runpath="/somewhere")
+    changed = analyze(env, app, CLEAN, cache_dir=cache)
+    assert not changed.from_cache and changed.added == first.added
+    assert analyze(env, app, CLEAN, cache_dir=cache).from_cache
+
+    # A new library in a new package directory is seen.
+    extra = build_lib(f"{site(env)}/newpkg/lib/libnew.so.1", "libnew.so.1", exports=["fnew"])
+    app2 = build_exe(f"{env}/bin/app2", calls=["fnew"], needs=[extra])
+    with_new = analyze(env, app2, CLEAN, cache_dir=cache)
+    assert with_new.directories == (f"{site(env)}/newpkg/lib",)
+
+    # Corrupt cache files: a fresh scan, the same answer.
+    for name in os.listdir(cache):
+        with open(os.path.join(cache, name), "w") as f:
+            f.write("{not json")
+    fresh = analyze(env, app, CLEAN, cache_dir=cache)
+    assert not fresh.from_cache and fresh.added == first.added
+    for name in os.listdir(cache):
+        with open(os.path.join(cache, name), "w") as f:
+            json.dump({"v": 1, "prefix": env, "files": [], "dirs": {"": 5}, "system": 1, "result": {}}, f)
+    assert analyze(env, app, CLEAN, cache_dir=cache).added == first.added
+
+    # An unwritable cache location (below a regular file): still works, never from the cache.
+    blocker = os.path.join(cache, "file")
+    with open(blocker, "w") as f:
+        f.write("x")
+    for _ in range(2):
+        r = analyze(env, app, CLEAN, cache_dir=os.path.join(blocker, "sub"))
+        assert r.added == first.added and not r.from_cache
+
+
+def test_default_cache_dir_is_outside_the_env(env: str, tmp_path: os.PathLike[str]) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    xdg = os.path.join(str(tmp_path), "xdg")
+    analyze(env, app, {**CLEAN, "XDG_CACHE_HOME": xdg})
+    assert os.listdir(os.path.join(xdg, "ma-launch"))
+    assert analyze(env, app, {**CLEAN, "XDG_CACHE_HOME": xdg}).from_cache
+
+
+def test_analysis_json_round_trip() -> None:
+    a = LdAnalysis(
+        (AddedDir("/e/lib", (("liba.so.1", "/e/bin/x"),)),),
+        (Unresolved("libcuda.so.1", ("/e/x.so",)),),
+        3,
+        False,
+    )
+    assert LdAnalysis.from_json(json.loads(json.dumps(a.to_json()))) == a
+    nothing = LdAnalysis((), (), 7, True)
+    assert nothing.explain_lines() == [
+        "LD_LIBRARY_PATH: nothing the env provides is missing (7 objects checked)"
+    ]
+
+
+def test_system_ld_so_cache_is_parsed() -> None:
+    if not os.path.exists("/etc/ld.so.cache"):
+        pytest.skip("no /etc/ld.so.cache")
+    with open("/etc/ld.so.cache", "rb") as f:
+        table = _parse_ld_so_cache(f.read())
+    assert "libc.so.6" in table
+    assert all(os.path.isabs(p) for paths in table.values() for p in paths)
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    if os.path.exists(ldconfig):
+        out = subprocess.run([ldconfig, "-p"], capture_output=True, text=True).stdout
+        names = {line.split()[0] for line in out.splitlines() if line.startswith("\t")}
+        assert names == set(table)
+    assert _parse_ld_so_cache(b"") == {} and _parse_ld_so_cache(b"garbage" * 10) == {}
+    assert _parse_ld_so_cache(b"glibc-ld.so.cache1.1" + b"\xff" * 40) == {}
