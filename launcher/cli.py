@@ -94,16 +94,34 @@ def _launch(args: list[str]) -> int:
         return _bake(plan, parsed, args)
     if parsed.flag("dry_run") or parsed.flag("json"):
         return _dry_run(plan, parsed.text("shell"), as_json=parsed.flag("json"), quiet=quiet)
+    from launcher.supervise import pid1_warnings
+
+    init = parsed.text("init") or "auto"
+    grace = _grace(parsed.text("grace"))
     if not quiet:
         from launcher.explain import explanation
 
-        for warning in plan.warnings:
+        for warning in [*plan.warnings, *pid1_warnings(init)]:
             say(f"warning: {warning}")
         for line in explanation(plan, every_variable=verbose):
             say(line)
-    from launcher.execute import exec_plan
+    from launcher.execute import run_plan
 
-    return exec_plan(plan)
+    return run_plan(plan, init=init, grace=grace, quiet=quiet)
+
+
+def _grace(text: Optional[str]) -> float:
+    from launcher.supervise import DEFAULT_GRACE
+
+    if text is None:
+        return DEFAULT_GRACE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"--grace {text!r} is not a number of seconds", hint="give e.g. --grace 25")
+    return value
 
 
 def _bake(plan: LaunchPlan, parsed: Parsed, args: Sequence[str]) -> int:

@@ -45,6 +45,18 @@ def exec_plan(plan: LaunchPlan) -> NoReturn:
         raise exec_error(plan.argv[0], exc) from exc
 
 
+def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoReturn:
+    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1)."""
+    from launcher import supervise
+
+    if not supervise.should_supervise(init):
+        exec_plan(plan)
+    if plan.problems:
+        raise plan.problems[0]
+    os.chdir(plan.workdir)
+    supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet)
+
+
 def exec_error(name: str, exc: OSError) -> LaunchError:
     """The LaunchError for a failed exec, with the shell's exit codes (127 not found, 126 cannot run)."""
     if exc.errno == errno.ENOENT:

@@ -53,6 +53,16 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--conda-run",), "conda_run", "run through `conda run --no-capture-output` instead"),
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
     Option(("--strict-activation",), "strict_activation", "fail when an activate.d script fails"),
+    Option(
+        ("--init",),
+        "init",
+        "supervise the program (forward signals, reap, stop the whole tree); auto: when PID 1",
+        "MODE",
+        choices=("auto", "always", "never"),
+    ),
+    Option(
+        ("--grace",), "grace", "seconds between a stop signal and SIGKILL in supervise mode (25)", "SECONDS"
+    ),
     Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
