@@ -396,29 +396,29 @@ def _become_subreaper() -> None:
 
 
 def _descendants(root: int) -> list[int]:
-    """Live (non-zombie) descendants of ``root``, read from /proc; psutil where there is no /proc."""
+    """Live (non-zombie) descendants of ``root``, from /proc; psutil where there is no /proc."""
+    if root == os.getpid() and hasattr(os, "waitid"):
+        try:
+            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # reaps nothing
+        except ChildProcessError:
+            return []  # no child at all (not even a zombie): no descendant either
+    if os.path.exists(f"/proc/{root}/task/{root}/children"):
+        return _descendants_by_children(root)
+    return _descendants_by_scan(root)
+
+
+def _descendants_by_scan(root: int) -> list[int]:
+    """Read the parent of every process in /proc (kernels without CONFIG_PROC_CHILDREN)."""
     try:
         names = os.listdir("/proc")
     except OSError:
         return _descendants_psutil(root)
     children: dict[int, list[int]] = {}
     for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            data = os.read(fd, 512)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-        fields = data[data.rfind(b")") + 2 :].split(None, 2)
-        if len(fields) < 2 or fields[0] in (b"Z", b"X"):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(name))
+        if name.isdigit():
+            state, ppid = _state_and_ppid(name)
+            if state not in ("Z", "X", ""):
+                children.setdefault(ppid, []).append(int(name))
     found: list[int] = []
     todo = [root]
     while todo:
@@ -426,6 +426,46 @@ def _descendants(root: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _descendants_by_children(root: int) -> list[int]:
+    """Walk /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN): reads only the tree, not all of /proc."""
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            for child in _read(f"/proc/{pid}/task/{tid}/children").split():
+                if _state_and_ppid(child.decode())[0] not in ("Z", "X", ""):
+                    found.append(int(child))
+                    todo.append(int(child))
+    return found
+
+
+def _state_and_ppid(pid: str) -> tuple[str, int]:
+    """State letter and parent pid from /proc/<pid>/stat; ("", 0) when the process is gone."""
+    data = _read(f"/proc/{pid}/stat")
+    fields = data[data.rfind(b")") + 2 :].split(None, 2)
+    if len(fields) < 2:
+        return "", 0
+    return fields[0].decode(), int(fields[1])
+
+
+def _read(path: str) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _descendants_psutil(root: int) -> list[int]:

@@ -515,6 +515,22 @@ def test_summary_line_format_and_quiet() -> None:
     assert err == ""
 
 
+def test_descendants_both_ways() -> None:
+    outer = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"])
+    try:
+        wait_for(lambda: len(supervise._descendants_by_scan(outer.pid)) == 2, what="two sleeps")
+        scan = sorted(supervise._descendants_by_scan(os.getpid()))
+        assert outer.pid in scan
+        assert sorted(supervise._descendants(os.getpid())) == scan
+        if Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+            assert sorted(supervise._descendants_by_children(os.getpid())) == scan
+    finally:
+        outer.kill()
+        outer.wait()
+        for pid in supervise._descendants_by_scan(outer.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_summary_formats_sizes_and_durations() -> None:
     assert supervise._size(512) == "512 B"
     assert supervise._size(3 * 1024 * 1024) == "3.0 MiB"
