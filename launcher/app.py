@@ -22,6 +22,7 @@ app = typer.Typer(
     help="Check and prepare ModelArts custom images.",
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,  # help texts hold paths and [brackets], not markup
     pretty_exceptions_enable=False,  # never show locals: jobs carry credentials in their environment
 )
 
@@ -76,31 +77,36 @@ def doctor(
 @app.command()
 def pack(  # noqa: PLR0917 (typer maps parameters to options)
     name: Annotated[
-        Optional[str], typer.Option("-n", "--name", help="The env to pack, by name (base = the root).")
+        Optional[str],
+        typer.Option("-n", "--name", metavar="NAME", help="The env to pack, by name (base = the root)."),
     ] = None,
-    prefix: Annotated[Optional[str], typer.Option("-p", "--prefix", help="The env to pack, by path.")] = None,
+    prefix: Annotated[
+        Optional[str], typer.Option("-p", "--prefix", metavar="PREFIX", help="The env to pack, by path.")
+    ] = None,
     output: Annotated[
-        Optional[str], typer.Option("-o", "--output", metavar="FILE", help="Archive to write [NAME.tar.gz].")
+        Optional[str],
+        typer.Option("-o", "--output", metavar="FILE", help="Archive to write (default: NAME.tar.gz)."),
     ] = None,
     dest_prefix: Annotated[
         Optional[str],
         typer.Option(
             "--dest-prefix",
             metavar="PATH",
-            help="Where the env will live in the image [/home/ma-user/anaconda3/envs/NAME].",
+            help="Where the env will live in the image (default: /home/ma-user/anaconda3/envs/NAME).",
         ),
     ] = None,
     archive_format: Annotated[
         str,
         typer.Option(
             "--format",
+            metavar="FORMAT",
             help="auto (from -o), tar.gz, tgz, tar.bz2, tbz2, tar.xz, txz, tar, zip, tar.zst, tzst.",
         ),
     ] = "auto",
     exclude: Annotated[
         Optional[list[str]], typer.Option("--exclude", metavar="GLOB", help="Leave matching files out.")
     ] = None,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="Compression threads.")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, metavar="N", help="Compression threads.")] = 1,
     ignore_missing_files: Annotated[
         bool, typer.Option("--ignore-missing-files", help="Pack even if pip changed conda's files.")
     ] = False,

@@ -288,6 +288,16 @@ def test_ma_launch_not_reachable_by_default_user_fails(
 # ---------------------------------------------------------------- usage and exit codes
 
 
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["doctor", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--root DIR", "--image-env KEY=VAL", "--baseline FILE", "--json"):
+        assert flag in out
+    assert run([]) in (0, 2)  # no subcommand: the list of commands
+    captured = capsys.readouterr()
+    assert "doctor" in captured.out + captured.err
+
+
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["doctor", "--no-such-flag"]) == 2
     assert run(["doctor", "--root", "/", "--image-env", "NOEQUALS"]) == 2
