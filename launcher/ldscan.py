@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import struct
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import Any, Optional
 
 from launcher.elf import ElfInfo, read_elf
@@ -202,14 +202,6 @@ def _is_candidate(name: str) -> bool:
     return name.endswith(".so") or ".so." in name
 
 
-def _dir_sig(path: str) -> Optional[list[int]]:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-
-
 def _list_dir(path: str, top: bool) -> tuple[list[str], list[str], list[str]]:
     """(subdirectories, candidate names, candidate names that are symlinks) of one directory."""
     subdirs: list[str] = []
@@ -240,6 +232,11 @@ def _list_dir(path: str, top: bool) -> tuple[list[str], list[str], list[str]]:
 class _Walk:
     """The env's directories and candidate files, with signatures; reuses an older walk where valid.
 
+    A directory whose signature (mtime, inode, ctime) is unchanged keeps its listing and the signatures of
+    its files: installers (conda, pip) create, rename or delete files, which changes the directory, so a
+    repeated launch costs one ``stat`` per directory. A file rewritten in place (``patchelf``, ``cp``
+    over an existing file) is noticed only when its directory changes or the cache is removed.
+
     ``dirs`` maps a directory (relative to the prefix) to ``[signature, subdirs, candidate files,
     symlinked candidates, pruned]``. A subtree without any candidate file is kept as one *pruned* record
     for its top directory: a later walk re-lists it only when that directory's own signature changed
@@ -247,17 +244,22 @@ class _Walk:
     stat the thousands of pure-Python directories of a large env.
     """
 
-    def __init__(self, prefix: str, old_dirs: Optional[dict[str, Any]]) -> None:
+    def __init__(
+        self, prefix: str, old_dirs: Optional[dict[str, Any]], old_files: Optional[dict[str, Any]] = None
+    ) -> None:
         self.prefix = prefix
         self.dirs: dict[str, list[Any]] = {}
         self.files: dict[str, list[int]] = {}  # rel path -> file sig
         self._old = old_dirs or {}
+        self._old_files = old_files or {}
         self._visit("", prefix, 0)
 
     def _visit(self, rel: str, path: str, depth: int) -> bool:
-        sig = _dir_sig(path)
-        if sig is None:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
             return False
+        sig = [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
         prev = self._old.get(rel)
         reuse = isinstance(prev, list) and len(prev) == 5 and prev[0] == sig
         if reuse and prev is not None and prev[4]:
@@ -269,13 +271,20 @@ class _Walk:
             subdirs, files, links = _list_dir(path, rel == "")
         has = False
         base = rel + "/" if rel else ""
+        out = self.files
         for name in files:
+            if reuse:
+                known = self._old_files.get(base + name)
+                if isinstance(known, list) and len(known) == 4:
+                    out[base + name] = known
+                    has = True
+                    continue
             try:
-                st = os.stat(path + "/" + name)
+                fst = os.stat(path + "/" + name)
             except (OSError, ValueError):
                 continue  # dangling link, loop, no permission
-            if stat.S_ISREG(st.st_mode):
-                self.files[base + name] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev]
+            if S_ISREG(fst.st_mode):
+                out[base + name] = [fst.st_size, fst.st_mtime_ns, fst.st_ino, fst.st_dev]
                 has = True
         if depth < 40:
             for name in subdirs:
@@ -559,7 +568,7 @@ def _program_objects(
     return roots, main, python
 
 
-def _analyze_now(  # noqa: PLR0917 - one internal call site
+def _analyze_now(
     prefix: str,
     walk: _Walk,
     infos: dict[str, Optional[ElfInfo]],
@@ -837,7 +846,8 @@ def analyze(
             _debug(environ, f"ignoring the cache {index_path}: not a cache of this version and env")
         index = {}
     old_dirs = index.get("dirs") if isinstance(index.get("dirs"), dict) else None
-    walk = _Walk(prefix, old_dirs)
+    old_files = index.get("files") if isinstance(index.get("files"), dict) else None
+    walk = _Walk(prefix, old_dirs, old_files)
 
     if index.get("system") == system_key and index.get("files") == walk.files and "result" in index:
         try:
