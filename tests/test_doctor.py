@@ -412,3 +412,22 @@ def test_mode_bits_for_an_unpacked_root(tmp_path: Path) -> None:
     )
     assert check.status == "warn"  # writable through the mode bits, but not owned by 1000
     assert check.details["method"] == "mode-bits"
+
+
+def test_progress_is_one_updating_line(image: ImageRoot, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = doctor.Context(root=str(image.root), environ={}, progress=True)
+    scan = doctor.scan_tree(ctx)
+    err = capsys.readouterr().err
+    assert scan.files > 10
+    assert err.startswith("\rscanning: ")
+    assert "\n" not in err
+    assert err.endswith("\r")  # the line is wiped at the end
+
+
+def test_one_walk_collects_size_setuid_and_drivers(image: ImageRoot) -> None:
+    image.add_setuid()
+    image.add_driver()
+    scan = doctor.scan_tree(doctor.Context(root=str(image.root), environ={}))
+    assert [p for p, _m in scan.setuid] == ["/usr/bin/passwd", "/usr/local/bin/helper"]
+    assert scan.drivers == ["/usr/lib/x86_64-linux-gnu/libcuda.so.1"]
+    assert scan.total_bytes > 0

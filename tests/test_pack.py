@@ -84,8 +84,10 @@ def test_round_trip_to_the_dest_prefix(env: Path, tmp_path: Path, capsys: pytest
     assert version.stdout.strip() == f"Python {sys.version.split()[0]}"
 
 
-def test_default_dest_and_output(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    os.chdir(tmp_path)
+def test_default_dest_and_output(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     code, out, _err = pack_cli(capsys, "-p", str(env))
     assert code == 0
     assert (tmp_path / "demo.tar.gz").is_file()
@@ -376,3 +378,32 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--dest-prefix" in done.stdout
+
+
+def test_base_needs_a_dest_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_conda_env(tmp_path / "anaconda3")
+    monkeypatch.setenv("ANACONDA_DIR", str(root))
+    code, _out, err = pack_cli(capsys, "-n", "base", "-o", str(unique_archive(tmp_path)))
+    assert code == 2
+    assert "--dest-prefix" in err
+    dest = "/home/ma-user/anaconda3/envs/copy"
+    code, out, err = pack_cli(
+        capsys, "-n", "base", "-o", str(unique_archive(tmp_path)), "--dest-prefix", dest
+    )
+    assert code == 0, err
+    assert "DEFAULT_CONDA_ENV_NAME=copy" in out
+
+
+def test_zstd_needs_zstandard(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        code, _out, err = pack_cli(capsys, "-p", str(env), "-o", str(unique_archive(tmp_path, ".tar.zst")))
+        assert code == 69
+        assert "zstandard" in err
+    else:
+        code, out, err = pack_cli(capsys, "-p", str(env), "-o", str(unique_archive(tmp_path, ".tar.zst")))
+        assert code == 0, err
+        assert "tar --zstd -xf" in out
