@@ -4,7 +4,6 @@ Dockerfile lines run on a directory tree, and ``examples/Dockerfile`` checked th
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
