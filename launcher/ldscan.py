@@ -810,6 +810,29 @@ def _system_key(
     ]
 
 
+def _cache_stem(prefix: str) -> str:
+    """A readable, file-name-safe name for the env's cache files."""
+    import zlib
+
+    safe = "".join(c if c.isalnum() or c in "-." else "_" for c in prefix.strip("/"))[-80:]
+    return f"{safe}-{zlib.crc32(prefix.encode('utf-8', 'surrogateescape')):08x}"
+
+
+def _unchanged(prefix: str, sigs: Any) -> bool:
+    """Do all directories of the previous walk still have their signatures? (One stat each.)"""
+    if not isinstance(sigs, dict) or not sigs:
+        return False
+    stat_ = os.stat
+    for rel, sig in sigs.items():
+        try:
+            st = stat_(prefix + "/" + rel if rel else prefix)
+        except (OSError, ValueError, TypeError):
+            return False
+        if sig != [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]:
+            return False
+    return True
+
+
 def _ld_path(environ: Mapping[str, str]) -> list[str]:
     out: list[str] = []
     for item in (environ.get("LD_LIBRARY_PATH") or "").replace(";", ":").split(":"):
@@ -833,27 +856,38 @@ def analyze(
     roots, main, python = _program_objects(prefix, program, extra_objects, environ)
     system_key = _system_key(prefix, roots, main, python, ld_path)
 
-    import hashlib
-
     cdir = cache_dir if cache_dir is not None else default_cache_dir(environ)
-    stem = hashlib.sha256(prefix.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    stem = _cache_stem(prefix)
     index_path = os.path.join(cdir, f"ld-{stem}.json")
+    walk_path = os.path.join(cdir, f"ld-{stem}.walk.json")
     infos_path = os.path.join(cdir, f"ld-{stem}.objects.json")
 
-    index = _read_json(index_path)
-    if not (isinstance(index, dict) and index.get("v") == _CACHE_VERSION and index.get("prefix") == prefix):
-        if index is not None:
-            _debug(environ, f"ignoring the cache {index_path}: not a cache of this version and env")
-        index = {}
-    old_dirs = index.get("dirs") if isinstance(index.get("dirs"), dict) else None
-    old_files = index.get("files") if isinstance(index.get("files"), dict) else None
-    walk = _Walk(prefix, old_dirs, old_files)
-
-    if index.get("system") == system_key and index.get("files") == walk.files and "result" in index:
+    # The fast path: the same question, and not one scanned directory changed.
+    index = _read_json(index_path) if cdir else None
+    if (
+        isinstance(index, dict)
+        and index.get("v") == _CACHE_VERSION
+        and index.get("prefix") == prefix
+        and index.get("system") == system_key
+        and _unchanged(prefix, index.get("sigs"))
+    ):
         try:
             return LdAnalysis.from_json(index["result"], from_cache=True)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             _debug(environ, f"ignoring the cache {index_path}: malformed result")
+    elif index is not None:
+        _debug(environ, "re-analysing: the env, the program or the system changed")
+
+    stored_walk = _read_json(walk_path) if cdir else None
+    if not (
+        isinstance(stored_walk, dict)
+        and stored_walk.get("v") == _CACHE_VERSION
+        and stored_walk.get("prefix") == prefix
+    ):
+        stored_walk = {}
+    old_dirs = stored_walk.get("dirs") if isinstance(stored_walk.get("dirs"), dict) else None
+    old_files = stored_walk.get("files") if isinstance(stored_walk.get("files"), dict) else None
+    walk = _Walk(prefix, old_dirs, old_files)
 
     # Parsed dynamic information: reuse the entries whose file signature is unchanged.
     stored = _read_json(infos_path) if walk.files else None
@@ -891,13 +925,14 @@ def analyze(
         if new_infos.keys() != old_infos.keys():
             _write_json(infos_path, {"v": _CACHE_VERSION, "objects": new_infos})
         ok = _write_json(
+            walk_path, {"v": _CACHE_VERSION, "prefix": prefix, "dirs": walk.dirs, "files": walk.files}
+        ) and _write_json(
             index_path,
             {
                 "v": _CACHE_VERSION,
                 "prefix": prefix,
                 "system": system_key,
-                "dirs": walk.dirs,
-                "files": walk.files,
+                "sigs": {rel: record[0] for rel, record in walk.dirs.items()},
                 "result": result.to_json(),
             },
         )
