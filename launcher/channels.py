@@ -142,7 +142,7 @@ def split_channel_args(
     With ``env``, a channel given twice keeps its last value.
     """
     if mode not in MODES:
-        raise UsageError(f"unknown channel mode {mode!r}", hint="use --channels pass, env or drop")
+        raise UsageError(f"unknown channel mode {mode!r}", hint="use --channel-args pass, env or drop")
     wanted, source = channel_names(environ, names)
     if mode == "pass":
         return ChannelSplit(list(argv), names=wanted, names_from=source)

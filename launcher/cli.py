@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from launcher.errors import LaunchError, UsageError
 
 if TYPE_CHECKING:
     from launcher.options import Parsed
-    from launcher.plan import LaunchPlan
+    from launcher.plan import LaunchPlan, Request
 
 PREFIX = "ma-launch: "
 #: Subcommands with their own options, run by the typer app; ``bake`` shares the launch options.
@@ -64,7 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
 
 def _launch(args: list[str]) -> int:
     from launcher import options
-    from launcher.plan import Request, build_plan
+    from launcher.plan import build_plan
 
     bake = bool(args) and args[0] == "bake"
     parsed = options.parse(args[1:] if bake else args, os.environ, options.BAKE_OPTIONS if bake else ())
@@ -76,23 +76,14 @@ def _launch(args: list[str]) -> int:
 
         sys.stdout.write(f"ma-launch {__version__}\n")
         return 0
-    request = Request(
-        command=tuple(parsed.command),
-        shell_line=parsed.text("shell_line"),
-        name=parsed.text("name"),
-        prefix=parsed.text("prefix"),
-        workdir=parsed.text("workdir"),
-        ld_mode=parsed.text("ld_library_path") or "prefix",
-        conda_run=parsed.flag("conda_run"),
-        line_buffered=parsed.flag("line_buffered"),
-        strict_activation=parsed.flag("strict_activation"),
-    )
     quiet = parsed.flag("quiet")
     verbose = parsed.flag("verbose") or parsed.flag("debug")
-    plan = build_plan(request, os.environ, _cwd())
+    plan = build_plan(_request(parsed), os.environ, _cwd())
+    dry_run = parsed.flag("dry_run") or parsed.flag("json") or bake
+    plan = _rank_table(plan, parsed, wait=not dry_run, quiet=quiet)
     if bake:
         return _bake(plan, parsed, args)
-    if parsed.flag("dry_run") or parsed.flag("json"):
+    if dry_run:
         return _dry_run(plan, parsed.text("shell"), as_json=parsed.flag("json"), quiet=quiet)
     from launcher.supervise import pid1_warnings
 
@@ -110,18 +101,84 @@ def _launch(args: list[str]) -> int:
     return run_plan(plan, init=init, grace=grace, quiet=quiet)
 
 
+def _request(parsed: Parsed) -> Request:
+    """The plan request from parsed options."""
+    from launcher.plan import Request
+
+    names = parsed.text("channel_names")
+    extra = parsed.values.get("torchrun_arg")
+    return Request(
+        command=tuple(parsed.command),
+        shell_line=parsed.text("shell_line"),
+        name=parsed.text("name"),
+        prefix=parsed.text("prefix"),
+        workdir=parsed.text("workdir"),
+        ld_mode=parsed.text("ld_library_path") or "prefix",
+        conda_run=parsed.flag("conda_run"),
+        line_buffered=parsed.flag("line_buffered"),
+        strict_activation=parsed.flag("strict_activation"),
+        channel_args=parsed.text("channel_args") or "pass",
+        channel_names=tuple(n.strip() for n in names.split(",") if n.strip())
+        if names
+        else ("data_url", "train_url"),
+        dist_env=not parsed.flag("no_dist_env"),
+        master_port=_number(parsed.text("master_port"), "--master-port", 6060, integer=True),
+        world_per_node=parsed.flag("world_per_node"),
+        torchrun=parsed.flag("torchrun"),
+        torchrun_args=tuple(extra) if isinstance(extra, list) else (),
+        strict_lint=parsed.flag("strict_lint"),
+    )
+
+
+def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool, quiet: bool) -> LaunchPlan:
+    """Wait for and convert the Ascend rank table (real runs only) and export it to the program."""
+    mode = parsed.text("rank_table") or "auto"
+    if mode == "off" or not (os.environ.get("RANK_TABLE_FILE") or os.environ.get("RANK_TABLE_FILE_V_1_0")):
+        return plan
+    if not wait:
+        return plan.with_changes(
+            [],
+            "rank table: at launch, ma-launch waits for RANK_TABLE_FILE to be completed, converts it to "
+            "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
+        )
+    from launcher.activation import Change
+    from launcher.ranktable import prepare_rank_table
+
+    table = prepare_rank_table(
+        os.environ,
+        mode=mode,
+        timeout=_number(parsed.text("rank_table_timeout"), "--rank-table-timeout", 600.0),
+        out_path=parsed.text("rank_table_out"),
+        progress=(lambda _text: None) if quiet else say,
+    )
+    if table is None:
+        return plan
+    changes = [Change(name, value, "rank table") for name, value in table.env.items()]
+    return plan.with_changes(
+        changes,
+        f"rank table: {table.source_path} (template {table.template}) → {table.path}, "
+        f"RANK_SIZE={table.rank_size}",
+    )
+
+
+def _number(text: Optional[str], flag: str, default: float, *, integer: bool = False) -> Any:
+    if text is None:
+        return int(default) if integer else default
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a number", hint=f"give {flag} {int(default)}") from None
+    import math
+
+    if value < 0 or not math.isfinite(value):
+        raise UsageError(f"{flag} {text!r} is out of range", hint=f"give {flag} {int(default)}")
+    return value
+
+
 def _grace(text: Optional[str]) -> float:
     from launcher.supervise import DEFAULT_GRACE
 
-    if text is None:
-        return DEFAULT_GRACE
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise UsageError(f"--grace {text!r} is not a number of seconds", hint="give e.g. --grace 25")
-    return value
+    return float(_number(text, "--grace", DEFAULT_GRACE))
 
 
 def _bake(plan: LaunchPlan, parsed: Parsed, args: Sequence[str]) -> int:

@@ -63,6 +63,33 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         ("--grace",), "grace", "seconds between a stop signal and SIGKILL in supervise mode (25)", "SECONDS"
     ),
+    Option(("--torchrun",), "torchrun", "run COMMAND (train.py ARGS) under torchrun composed for this node"),
+    Option(("--torchrun-arg",), "torchrun_arg", "pass ARG on to torchrun (repeatable)", "ARG", repeat=True),
+    Option(("--master-port",), "master_port", "MASTER_PORT for distributed training (6060)", "PORT"),
+    Option(("--no-dist-env",), "no_dist_env", "do not derive MASTER_ADDR, NNODES, NODE_RANK, …"),
+    Option(("--world-per-node",), "world_per_node", "also set WORLD_SIZE/RANK: one process per node"),
+    Option(
+        ("--rank-table",),
+        "rank_table",
+        "wait for the Ascend rank table and convert it (auto: when RANK_TABLE_FILE is set)",
+        "MODE",
+        choices=("auto", "off"),
+    ),
+    Option(
+        ("--rank-table-timeout",), "rank_table_timeout", "seconds to wait for the rank table (600)", "SECONDS"
+    ),
+    Option(("--rank-table-out",), "rank_table_out", "where to write the converted rank table", "FILE"),
+    Option(
+        ("--channel-args",),
+        "channel_args",
+        "arguments the platform appends (--data_url=…): pass them, turn them into variables, or drop them",
+        "MODE",
+        choices=("pass", "env", "drop"),
+    ),
+    Option(
+        ("--channel-names",), "channel_names", "channel names when MA_INPUTS/MA_OUTPUTS are unset", "LIST"
+    ),
+    Option(("--strict-lint",), "strict_lint", "make boot-line lint warnings errors"),
     Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),

@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from launcher import activation
 from launcher.activation import Change
 from launcher.conda import EnvChoice, choose_env
+from launcher.distributed import DistEnv
 from launcher.errors import (
     AccessError,
     CommandNotExecutable,
     CommandNotFound,
+    ConfigError,
     LaunchError,
     NotFoundError,
     UnavailableError,
     UsageError,
 )
+from launcher.platform import LOCAL, Platform
 
 DEFAULT_WORKDIR = "/home/ma-user"
 LD_MODES = ("prefix", "off")
@@ -43,6 +46,14 @@ class Request:
     conda_run: bool = False
     line_buffered: bool = False
     strict_activation: bool = False
+    channel_args: str = "pass"
+    channel_names: tuple[str, ...] = ("data_url", "train_url")
+    dist_env: bool = True
+    master_port: int = 6060
+    world_per_node: bool = False
+    torchrun: bool = False
+    torchrun_args: tuple[str, ...] = ()
+    strict_lint: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +83,26 @@ class LaunchPlan:
     program: Optional[str]
     is_python: bool
     ld: LdDecision
+    platform: Platform = LOCAL
+    dist: Optional[DistEnv] = None
     decisions: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     problems: tuple[LaunchError, ...] = field(default=())
+
+    def with_changes(self, changes: Sequence[Change], decision: str) -> LaunchPlan:
+        """A copy of the plan with more variable changes (made after planning, e.g. the rank table)."""
+        environ = dict(self.environ)
+        for change in changes:
+            if change.value is None:
+                environ.pop(change.name, None)
+            else:
+                environ[change.name] = change.value
+        return replace(
+            self,
+            environ=environ,
+            changes=(*self.changes, *changes),
+            decisions=(*self.decisions, decision),
+        )
 
     def net_set(self) -> list[tuple[str, str]]:
         """The variables whose final value differs from the starting one, in order of first change."""
@@ -225,24 +253,6 @@ def _first_word(request: Request) -> Optional[str]:
     return None
 
 
-def _relative_script_warning(argv: Sequence[str], workdir: str) -> Optional[str]:
-    """A warning when an interpreter is given a relative script that does not exist in ``workdir``."""
-    if len(argv) < 2:
-        return None
-    interp = os.path.basename(argv[0])
-    if not interp.startswith((*PYTHON_NAMES, "bash", "sh", "dash", "zsh")):
-        return None
-    for arg in argv[1:]:
-        if arg in ("-m", "-c"):
-            return None
-        if arg.startswith("-"):
-            continue
-        if not os.path.isabs(arg) and not os.path.exists(os.path.join(workdir, arg)):
-            return f"{arg} does not exist in the working directory {workdir}; the program will likely fail"
-        return None
-    return None
-
-
 def build_plan(
     request: Request,
     environ: Mapping[str, str],
@@ -269,6 +279,16 @@ def build_plan(
     warnings: list[str] = []
     problems: list[LaunchError] = []
 
+    from launcher.platform import detect_platform
+
+    platform = detect_platform(environ)
+    decisions.append(f"platform: {platform.describe()}")
+    command, channel_env = _split_channels(request, environ, decisions)
+
+    if request.torchrun and request.shell_line is not None:
+        raise UsageError(
+            "--torchrun and -c do not go together", hint="give the training script after --torchrun"
+        )
     choice = choose_env(
         environ, name=request.name, prefix=request.prefix, first_word=_first_word(request), cwd=cwd
     )
@@ -303,6 +323,10 @@ def build_plan(
             builder.extend(changed)
             decisions.append(f"sourced {len(scripts)} activate.d script(s) with bash")
 
+    for name, value in channel_env.items():
+        builder.set(name, value, "channel argument appended by the platform (--channel-args env)")
+    dist = _apply_dist(request, builder, platform, decisions)
+
     ld = _apply_ld(request.ld_mode, env.prefix if env else None, environ, builder)
     decisions.extend(ld.reasons)
 
@@ -312,7 +336,7 @@ def build_plan(
         builder.set("PYTHONIOENCODING", "utf-8", "the locale is C/POSIX or unset")
     builder.set("PWD", workdir, "working directory")
 
-    argv = _compose_argv(request, choice, builder.env, decisions)
+    argv = _compose_argv(request, command, choice, builder.env, dist, decisions)
     program, exec_problem = which(argv[0], builder.env.get("PATH"), workdir)
     if exec_problem:
         problems.append(exec_problem)
@@ -320,10 +344,7 @@ def build_plan(
     if request.line_buffered:
         argv = _line_buffered(argv, is_python, builder.env, decisions, warnings)
 
-    if request.command:
-        warning = _relative_script_warning(request.command, workdir)
-        if warning:
-            warnings.append(warning)
+    warnings += _lint(request, command, environ, platform, workdir, builder.changes)
 
     return LaunchPlan(
         argv=tuple(argv),
@@ -335,6 +356,8 @@ def build_plan(
         program=program,
         is_python=is_python,
         ld=ld,
+        platform=platform,
+        dist=dist,
         decisions=tuple(decisions),
         warnings=tuple(warnings),
         problems=tuple(problems),
@@ -365,20 +388,106 @@ def _prepend_ld(added: Sequence[str], base: Mapping[str, str], builder: _EnvBuil
     builder.set("LD_LIBRARY_PATH", new, source)
 
 
+def _split_channels(
+    request: Request, environ: Mapping[str, str], decisions: list[str]
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The command without the trailing channel arguments (``--channel-args env|drop``), and the
+    variables made from them."""
+    if request.channel_args == "pass":
+        return request.command, {}
+    from launcher.channels import split_channel_args
+
+    # After -c every word is appended; otherwise the first word is the program and never a channel.
+    words = ["-c", *request.command] if request.shell_line is not None else list(request.command)
+    split = split_channel_args(words, environ, mode=request.channel_args, names=request.channel_names)
+    if split.removed:
+        verb = "turned into variables" if request.channel_args == "env" else "dropped"
+        decisions.append(
+            f"channel arguments {verb}: {' '.join(split.removed)} (names from {split.names_from})"
+        )
+    argv = split.argv[1:] if request.shell_line is not None else split.argv
+    return tuple(argv), dict(split.env)
+
+
+def _apply_dist(
+    request: Request, builder: _EnvBuilder, platform: Platform, decisions: list[str]
+) -> Optional[DistEnv]:
+    """Derive the distributed variables (unless --no-dist-env; --torchrun needs the values anyway)."""
+    if not request.dist_env and not request.torchrun:
+        return None
+    from launcher.distributed import dist_env
+
+    dist = dist_env(
+        builder.env, platform, master_port=request.master_port, world_per_node=request.world_per_node
+    )
+    if request.dist_env:
+        for name, value in dist.set.items():
+            builder.set(name, value, f"distributed training: {dist.sources.get(name, 'derived')}")
+    if platform.on_modelarts or request.torchrun:
+        decisions.append(
+            f"distributed: {dist.nnodes} node(s), this is node {dist.node_rank}, {dist.nproc_per_node} "
+            f"process(es) per node, master {dist.master_addr}:{dist.master_port}"
+        )
+    decisions.extend(dist.notes)
+    return dist
+
+
+def _lint(
+    request: Request,
+    command: Sequence[str],
+    environ: Mapping[str, str],
+    platform: Platform,
+    workdir: str,
+    changes: Sequence[Change],
+) -> list[str]:
+    """Boot-line warnings; under --strict-lint the first one is an error."""
+    from launcher.lint import lint
+
+    declared = [c.name for c in changes if c.source.endswith((".json", "state"))]
+    found = lint(
+        command,
+        shell_line=request.shell_line,
+        environ=environ,
+        platform=platform,
+        workdir=workdir,
+        user_env_names=declared,
+    )
+    if found and request.strict_lint:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ConfigError(f"boot-line lint [{first.code}]: {first.message}{more}", hint=first.hint)
+    return [f"[{w.code}] {w.message} (hint: {w.hint})" for w in found]
+
+
 def _compose_argv(
-    request: Request, choice: EnvChoice, env: Mapping[str, str], decisions: list[str]
+    request: Request,
+    command: Sequence[str],
+    choice: EnvChoice,
+    env: Mapping[str, str],
+    dist: Optional[DistEnv],
+    decisions: list[str],
 ) -> list[str]:
     if request.shell_line is not None:
         import shlex
 
         line = request.shell_line
-        if request.command:
-            line = line + " " + shlex.join(request.command)
+        if command:
+            line = line + " " + shlex.join(command)
         shell = _shell_for_line(env)
         decisions.append(f"the -c line runs with {shell} -c")
         argv = [shell, "-c", line]
+    elif request.torchrun and dist is not None:  # dist is always derived for --torchrun
+        from launcher.distributed import job_id, torchrun_argv
+
+        if not command:
+            raise UsageError(
+                "--torchrun needs a training script", hint="ma-launch --torchrun train.py ARGS..."
+            )
+        python = os.path.join(choice.env.prefix, "bin", "python") if choice.env else "python"
+        argv = torchrun_argv(python, command, dist, job_id=job_id(env), extra=request.torchrun_args)
+        decisions.append("composed torchrun (python -m torch.distributed.run) for this node")
     else:
-        argv = list(request.command)
+        argv = list(command)
     env_ = choice.env
     if request.conda_run and env_ is not None:
         conda = os.path.join(env_.root, "bin", "conda") if env_.root else None
