@@ -670,7 +670,9 @@ def _analyze_now(
         while root.loader is not None and hops < 64:
             root = root.loader
             hops += 1
-        dirs = res.search_dirs(obj, root if root.is_main else main)
+        # Libraries nothing above pulled in are judged as loaded by the env's Python (if any): that is
+        # what loads almost everything in an env (conda's python carries RPATH $ORIGIN/../lib).
+        dirs = res.search_dirs(obj, root if root.is_main else (python or main))
         contexts[obj.path] = (obj, dirs)
         for name in obj.info.needed:
             if "/" in name:

@@ -392,3 +392,26 @@ def test_system_ld_so_cache_is_parsed() -> None:
         assert names == set(table)
     assert _parse_ld_so_cache(b"") == {} and _parse_ld_so_cache(b"garbage" * 10) == {}
     assert _parse_ld_so_cache(b"glibc-ld.so.cache1.1" + b"\xff" * 40) == {}
+
+
+def test_libraries_loaded_through_the_env_python_use_its_rpath(env: str, cache: str) -> None:
+    # conda's python carries RPATH $ORIGIN/../lib: a library in lib/ without any search path still finds
+    # its siblings when Python (directly or through an extension module) loads it.
+    b = build_lib(f"{env}/lib/libsib_b.so.1", "libsib_b.so.1", exports=["sib_b"])
+    a = build_lib(f"{env}/lib/libsib_a.so.1", "libsib_a.so.1", exports=["sib_a"], calls=["sib_b"], needs=[b])
+    py = build_exe(f"{env}/bin/python3.99", calls=["sib_a"], needs=[a], rpath="$ORIGIN/../lib")
+    os.symlink("python3.99", f"{env}/bin/python3")
+    result = analyze(env, f"{env}/bin/python3", CLEAN, cache_dir=cache)
+    assert result.added == () and result.unresolved == ()
+    assert run([py], None).returncode == 0
+    # A program that is not Python is judged with the env's Python as the loader of the env's libraries.
+    other = build_exe(f"{env}/bin/tool")
+    assert analyze(env, other, CLEAN, cache_dir=cache).added == ()
+
+
+def test_objects_scanned_counts_program_and_env_objects(env: str, cache: str) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    os.symlink("libfoo.so.1", f"{env}/lib/libfoo.so")  # one file, two names: scanned once
+    app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    result = analyze(env, app, CLEAN, cache_dir=cache, extra_objects=[app])
+    assert result.objects_scanned == 2
