@@ -14,7 +14,9 @@ of the env's Python when the program is Python, and of every shared object under
 ``$ORIGIN``, ``$LIB`` and ``$PLATFORM`` are expanded; a candidate of another ELF class or machine is
 skipped, as the loader skips it. A library that is found but does not define a version the needer
 requires (``GLIBCXX_3.4.30``...) counts as missing, since the loader would stop with "version ... not
-found". Missing sonames are then looked up among the env's own files; the directories holding them are
+found". Missing sonames are then looked up among the env's own files of that name, of the needer's class
+and machine and with the versions it requires (a copy known only by its ``DT_SONAME`` under another file
+name is no use: the loader searches ``LD_LIBRARY_PATH`` by file name). The directories holding them are
 returned in a fixed order (``prefix/lib`` first, then sorted), and nothing is returned when nothing is
 missing. Sonames that nothing in the env provides (``libcuda.so.1`` comes with the driver) are reported as
 :class:`Unresolved` warnings: they never stop a launch.
@@ -24,14 +26,19 @@ missing. Sonames that nothing in the env provides (``libcuda.so.1`` comes with t
 millisecond, while ``ldconfig -p`` costs a process, may be missing from a slim image and prints a format
 meant for people. An unknown format means "no cache": the default directories still apply.
 
-The analysis is cached outside the env (``$XDG_CACHE_HOME/ma-launch`` or ``~/.cache/ma-launch``) in two
-files per env: an index with a stat signature per scanned directory (mtime, inode, the entries of
-interest) and per candidate file (size, mtime, inode), the search-relevant state of the system
-(``LD_LIBRARY_PATH``, ``ld.so.cache``, default directories, the program) and the last result; and a
-second file with the parsed dynamic information per file. A repeated launch re-stats the directories and
-files and returns the stored result when nothing changed; when something changed, only the changed
-directories are listed again and only the changed files are parsed again. Cache files are written
-atomically; a corrupt, unreadable or unwritable cache means a fresh scan, never a failed launch.
+The analysis is cached outside the env (``$XDG_CACHE_HOME/ma-launch`` or ``~/.cache/ma-launch``) in three
+files per env: a small index with the signature (mtime, inode, ctime) of every scanned directory, the
+search-relevant state outside the env (``LD_LIBRARY_PATH``, ``ld.so.cache``, the default directories, the
+program) and the last result; the walk (each directory's listing and each candidate file's size, mtime,
+inode); and the parsed dynamic information per file. A repeated launch reads the index and stats each
+directory once; when nothing changed, the stored result is returned. When something changed, only the
+changed directories are listed again and only new or changed files are parsed again. Cache files are
+written atomically; a corrupt, unreadable or unwritable cache means a fresh scan, never a failed launch.
+
+What is approximated: objects are linked as if loaded once, by the first object found to need them (the
+loader's chain of RPATHs follows that), and a library nothing in the analysis pulls in is judged as loaded
+by the env's Python; ``glibc-hwcaps`` subdirectories, ``LD_PRELOAD`` and the loader's reuse of an already
+loaded soname are not modelled.
 """
 
 from __future__ import annotations
