@@ -60,6 +60,13 @@ def doctor(
 ) -> None:
     """Check an image against the ModelArts custom-image rules.
 
+    Checks the default user and its home, conda roots and envs (each bin/python started as that
+    user), ANACONDA_DIR/DEFAULT_CONDA_ENV_NAME, missing shared libraries, added setuid/setgid files,
+    baked GPU driver libraries, the image size, /bin/sh, PYTHONUNBUFFERED and ma-launch itself.
+
+    --json prints {"version": 1, "root": ..., "checks": [{"id", "status": "pass|warn|fail", "summary",
+    "advice", "details": {...}}], "counts": {"pass", "warn", "fail"}, "ok": true|false}.
+
     Exit status: 0 when no check fails (warnings allowed), 1 when a check fails, 2 for bad usage.
     """
     from launcher import doctor as doc
@@ -75,7 +82,7 @@ def doctor(
 
 
 @app.command()
-def pack(  # noqa: PLR0917 (typer maps parameters to options)
+def pack(
     name: Annotated[
         Optional[str],
         typer.Option("-n", "--name", metavar="NAME", help="The env to pack, by name (base = the root)."),

@@ -315,9 +315,8 @@ def test_missing_root_is_not_found(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_exit_codes_through_a_process(image: ImageRoot, tmp_path: Path) -> None:
     def code(*args: str) -> int:
-        script = "import sys; from launcher.app import run; sys.exit(run(sys.argv[1:]))"
         return subprocess.run(
-            [sys.executable, "-c", script, "doctor", *args],
+            [sys.executable, "-m", "launcher", "doctor", *args],
             cwd=REPO,
             capture_output=True,
             check=False,
