@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -292,7 +291,3 @@ class ImageRoot:
 
     def lock_ma_launch(self) -> None:
         self.p("/opt/ma-launch").chmod(0o700)
-
-
-def file_mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from imagekit import GID, UID, ImageRoot, chown_tree, need_root, need_tool, public_tmp, write
+from imagekit import GID, UID, ImageRoot, chown_tree, need, need_root, need_tool, public_tmp, write
 
 from launcher import doctor
 from launcher.app import run
@@ -370,8 +370,7 @@ def test_python_probe_as_uid_1000() -> None:
     need_root()
     need_tool("setpriv")
     system_python = "/usr/bin/python3"
-    if not os.path.exists(system_python):
-        pytest.skip("needs a system python readable by every user")
+    need(os.path.exists(system_python), "needs a system python readable by every user")
     with public_tmp() as tmp:
         env = tmp / "envs" / "sys"
         (env / "conda-meta").mkdir(parents=True)
