@@ -39,17 +39,17 @@ def environment() -> dict[str, str]:
 ENV = environment()
 
 
-def supervised(argv: list[str]) -> list[str]:
+def supervised(argv: list[str], *flags: str) -> list[str]:
     code = (
         "import os\nfrom launcher.supervise import run_supervised\n"
         f"run_supervised({argv!r}, os.environ, quiet=True)"
     )
-    return [PY, "-c", code]
+    return [PY, *flags, "-c", code]
 
 
-def waiter(argv: list[str]) -> list[str]:
+def waiter(argv: list[str], *flags: str) -> list[str]:
     code = f"import os\nos.waitpid(os.spawnvp(os.P_NOWAIT, {argv[0]!r}, {argv!r}), 0)"
-    return [PY, "-c", code]
+    return [PY, *flags, "-c", code]
 
 
 def vm_rss_kib(pid: int) -> int:
@@ -116,12 +116,14 @@ def main() -> None:
 
     job = ["sleep", "1"]
     rounds = max(3, args.rounds // 3)
-    sup_rss = statistics.median(rss_of(supervised(job)) for _ in range(rounds))
-    wait_rss = statistics.median(rss_of(waiter(job)) for _ in range(rounds))
-    print(
-        f"RSS while the job runs: supervisor {sup_rss / 1024:.1f} MiB, minimal Python waiter "
-        f"{wait_rss / 1024:.1f} MiB, ratio {sup_rss / wait_rss:.2f} (budget 12 MiB)"
-    )
+    for flags, label in (((), "python"), (("-S",), "python -S (no site: the supervisor's own share)")):
+        sup_rss = statistics.median(rss_of(supervised(job, *flags)) for _ in range(rounds))
+        wait_rss = statistics.median(rss_of(waiter(job, *flags)) for _ in range(rounds))
+        print(
+            f"RSS while the job runs, {label}: supervisor {sup_rss / 1024:.1f} MiB, minimal Python waiter "
+            f"{wait_rss / 1024:.1f} MiB, +{(sup_rss - wait_rss) / 1024:.1f} MiB, "
+            f"ratio {sup_rss / wait_rss:.2f} (budget 12 MiB)"
+        )
 
     direct = latencies(False, args.samples)
     through = latencies(True, args.samples)

@@ -73,7 +73,7 @@ def pid1_warnings(mode: str) -> list[str]:
     if pid == 1 and mode == "never":
         warnings.append(
             "running as PID 1 without the supervisor: SIGTERM will be ignored unless the program handles it, "
-            "and orphaned processes are never reaped (hint: let supervise mode be auto)"
+            "and orphaned processes are never reaped (hint: use --init auto)"
         )
     if pid != 1 and os.getppid() == 1 and _pid1_is_dash():
         warnings.append(

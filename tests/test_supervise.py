@@ -26,7 +26,7 @@ from launcher.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = str(Path(__file__).resolve().parent / "supervise_progs.py")
-PY = sys.executable
+PY = os.environ.get("MA_LAUNCH_TEST_PYTHON") or sys.executable  # the interpreter that runs the supervisor
 SUMMARY = re.compile(
     r"^ma-launch: program ended: (exit code \d+|killed by SIG[A-Z0-9]+ \(status \d+\)), wall [0-9.]+ s, "
     r"CPU [0-9.]+ s \(process tree\), peak RSS [0-9.]+ (B|KiB|MiB|GiB) \(largest process\)(; .*)?$"
@@ -457,23 +457,31 @@ def test_tree_without_subreaper_needs_no_pid_namespace(tmp_path: Path) -> None:
 # -- terminal ---------------------------------------------------------------------------------------------
 
 
-def read_until(fd: int, needle: bytes, timeout: float = 10.0) -> bytes:
-    data = b""
-    deadline = time.monotonic() + timeout
-    while needle not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"{needle!r} not seen in {data!r}")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if ready:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"EOF before {needle!r} in {data!r}")
-            data += chunk
-    return data
+class Terminal:
+    """The master side of a pty, read up to a marker at a time (what is read past a marker is kept)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.seen = b""
+
+    def read_until(self, needle: bytes, timeout: float = 10.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while needle not in self.seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{needle!r} not seen in {self.seen!r}")
+            ready, _, _ = select.select([self.fd], [], [], remaining)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 1024)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"EOF before {needle!r} in {self.seen!r}")
+                self.seen += chunk
+        end = self.seen.index(needle) + len(needle)
+        upto, self.seen = self.seen[:end], self.seen[end:]
+        return upto
 
 
 def test_tty_interactive_input_and_ctrl_c() -> None:
@@ -484,13 +492,14 @@ def test_tty_interactive_input_and_ctrl_c() -> None:
     if pid == 0:  # pragma: no cover - child
         os.chdir(str(ROOT))
         os.execve(PY, supervisor(*prog("interactive"), grace=5), env)
+    term = Terminal(master)
     try:
-        read_until(master, b"ready")
+        term.read_until(b"ready")
         os.write(master, b"hello\n")
-        read_until(master, b"got hello")
-        read_until(master, b"waiting")
+        term.read_until(b"got hello")
+        term.read_until(b"waiting")
         os.write(master, b"\x03")
-        rest = read_until(master, b"program ended")
+        rest = term.read_until(b"program ended")
         assert b"sigint 1" in rest  # the terminal's SIGINT only; the supervisor did not send a second one
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT
