@@ -751,19 +751,30 @@ def _analyze_now(
 # The cache
 
 
+_MAGIC = b"ma-launch-ldscan "
+
+
 def _read_json(path: str) -> Any:
+    """The JSON payload of a cache file, or ``None`` when it is missing, truncated or altered."""
     import json
+    import zlib
 
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read())
+            raw = f.read()
+        head, _nl, body = raw.partition(b"\n")
+        if not head.startswith(_MAGIC) or int(head[len(_MAGIC) :], 16) != zlib.crc32(body):
+            return None
+        return json.loads(body)
     except (OSError, ValueError, UnicodeError, RecursionError):
         return None
 
 
 def _write_json(path: str, data: Any) -> bool:
+    """Write a cache file atomically (temporary file + rename); ``False`` when that is not possible."""
     import json
     import tempfile
+    import zlib
 
     directory = os.path.dirname(path)
     try:
@@ -772,12 +783,12 @@ def _write_json(path: str, data: Any) -> bool:
     except (OSError, ValueError):
         return False
     try:
-        text = json.dumps(data, separators=(",", ":"))
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        body = json.dumps(data, separators=(",", ":")).encode("utf-8", "surrogateescape")
+        with os.fdopen(fd, "wb") as f:
+            f.write(_MAGIC + b"%08x\n" % zlib.crc32(body) + body)
         os.replace(tmp, path)
         return True
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, UnicodeError):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         return False
@@ -866,13 +877,32 @@ def analyze(
     system_key = _system_key(prefix, roots, main, python, ld_path)
 
     cdir = cache_dir if cache_dir is not None else default_cache_dir(environ)
+    try:
+        return _analyze_with_cache(prefix, environ, cdir, roots, main, python, ld_path, system_key, True)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # Cache files that are valid JSON but not what this version wrote: start afresh.
+        _debug(environ, f"ignoring the cache in {cdir}: {exc!r}")
+        return _analyze_with_cache(prefix, environ, cdir, roots, main, python, ld_path, system_key, False)
+
+
+def _analyze_with_cache(
+    prefix: str,
+    environ: Mapping[str, str],
+    cdir: str,
+    roots: list[str],
+    main: Optional[str],
+    python: Optional[str],
+    ld_path: list[str],
+    system_key: list[Any],
+    read_cache: bool,
+) -> LdAnalysis:
     stem = _cache_stem(prefix)
     index_path = os.path.join(cdir, f"ld-{stem}.json")
     walk_path = os.path.join(cdir, f"ld-{stem}.walk.json")
     infos_path = os.path.join(cdir, f"ld-{stem}.objects.json")
 
     # The fast path: the same question, and not one scanned directory changed.
-    index = _read_json(index_path) if cdir else None
+    index = _read_json(index_path) if cdir and read_cache else None
     if (
         isinstance(index, dict)
         and index.get("v") == _CACHE_VERSION
@@ -887,7 +917,7 @@ def analyze(
     elif index is not None:
         _debug(environ, "re-analysing: the env, the program or the system changed")
 
-    stored_walk = _read_json(walk_path) if cdir else None
+    stored_walk = _read_json(walk_path) if cdir and read_cache else None
     if not (
         isinstance(stored_walk, dict)
         and stored_walk.get("v") == _CACHE_VERSION
@@ -899,7 +929,7 @@ def analyze(
     walk = _Walk(prefix, old_dirs, old_files)
 
     # Parsed dynamic information: reuse the entries whose file signature is unchanged.
-    stored = _read_json(infos_path) if walk.files else None
+    stored = _read_json(infos_path) if walk.files and read_cache else None
     old_infos = (
         stored.get("objects") if isinstance(stored, dict) and stored.get("v") == _CACHE_VERSION else None
     )

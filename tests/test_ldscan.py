@@ -7,12 +7,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 
 import pytest
 from elfkit import build_exe, build_lib, build_pyext, make_elf, require_tool, run
 
-from launcher.ldscan import AddedDir, LdAnalysis, Unresolved, _parse_ld_so_cache, analyze
+from launcher.ldscan import _MAGIC, AddedDir, LdAnalysis, Unresolved, _parse_ld_so_cache, analyze
 
 CLEAN: dict[str, str] = {"PATH": "/usr/bin:/bin"}
 PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -345,6 +346,15 @@ def test_cache_repeated_changed_corrupt_unwritable(env: str, cache: str) -> None
         with open(os.path.join(cache, name), "w") as f:
             json.dump({"v": 1, "prefix": env, "files": [], "dirs": {"": 5}, "system": 1, "result": {}}, f)
     assert analyze(env, app, CLEAN, cache_dir=cache).added == first.added
+    # Well-formed files (right checksum) with wrong content: still a fresh scan, the same answer.
+    body = json.dumps(
+        {"v": 1, "prefix": env, "dirs": {"": [[1, 2, 3], [7], [None], [], False]}, "files": {"x": 1}}
+    )
+    for name in os.listdir(cache):
+        with open(os.path.join(cache, name), "wb") as f:
+            f.write(_MAGIC + b"%08x\n" % zlib.crc32(body.encode()) + body.encode())
+    assert analyze(env, app, CLEAN, cache_dir=cache).added == first.added
+    assert analyze(env, app, CLEAN, cache_dir=cache).from_cache
 
     # An unwritable cache location (below a regular file): still works, never from the cache.
     blocker = os.path.join(cache, "file")
