@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from stat import S_ISREG
 from typing import Any, Optional
 
 __all__ = [
@@ -405,12 +406,15 @@ def parse_elf_bytes(data: bytes) -> Optional[ElfInfo]:
 def read_elf(path: str) -> Optional[ElfInfo]:
     """Read ``path``; ``None`` for anything that is not a readable, well-formed ELF object."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO named like a library must not hang the launch.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError):
         return None
     try:
-        size = os.fstat(fd).st_size
-        return _parse(_FileSource(fd, size))
+        st = os.fstat(fd)
+        if not S_ISREG(st.st_mode):
+            return None
+        return _parse(_FileSource(fd, st.st_size))
     except (_Bad, OSError, struct.error, ValueError, OverflowError, UnicodeError, MemoryError):
         return None
     finally:

@@ -111,6 +111,9 @@ def test_not_elf_and_unreadable_give_none(tmp_path: os.PathLike[str]) -> None:
     assert read_elf(script) is None
     assert read_elf(os.path.join(d, "missing.so")) is None
     assert read_elf(d) is None  # a directory
+    fifo = os.path.join(d, "libfifo.so.1")
+    os.mkfifo(fifo)
+    assert read_elf(fifo) is None  # and does not block
     empty = os.path.join(d, "empty.so")
     open(empty, "wb").close()
     assert read_elf(empty) is None
