@@ -513,6 +513,8 @@ def _lib_order(prefix: str) -> Any:
 def _shebang_target(path: str, environ: Mapping[str, str]) -> str:
     """Follow ``#!`` lines (``#!/usr/bin/env python`` included) to the ELF program that runs ``path``."""
     for _ in range(4):
+        if not os.path.isfile(path):
+            return path
         try:
             with open(path, "rb") as f:
                 head = f.read(256)
