@@ -44,6 +44,12 @@ def is_env(prefix: str) -> bool:
     return os.path.isdir(os.path.join(prefix, "conda-meta"))
 
 
+def is_root(path: str) -> bool:
+    """Whether ``path`` can be a conda root: an env itself (a full install) or a directory of ``envs/``
+    (an image that holds only packed envs, with no base install)."""
+    return is_env(path) or os.path.isdir(os.path.join(path, "envs"))
+
+
 def env_name(prefix: str, root: Optional[str]) -> str:
     """CONDA_DEFAULT_ENV as conda spells it: ``base`` for the root, the directory name under ``envs/``,
     else the full path."""
@@ -57,13 +63,13 @@ def env_name(prefix: str, root: Optional[str]) -> str:
 
 
 def root_of(prefix: str) -> Optional[str]:
-    """The root prefix an env belongs to: itself when it has ``condabin``/``bin/conda`` or an ``envs``
-    dir, else the parent of ``envs/``; ``None`` for a standalone prefix."""
+    """The root prefix an env belongs to: itself when it has ``bin/conda`` or an ``envs`` dir, else the
+    parent of ``envs/``; ``None`` for a standalone prefix."""
     prefix = os.path.normpath(prefix)
     if os.path.isfile(os.path.join(prefix, "bin", "conda")) or os.path.isdir(os.path.join(prefix, "envs")):
         return prefix
     parent = os.path.dirname(prefix)
-    if os.path.basename(parent) == "envs" and is_env(os.path.dirname(parent)):
+    if os.path.basename(parent) == "envs":
         return os.path.dirname(parent)
     return None
 
@@ -85,8 +91,11 @@ def anaconda_dir(environ: Mapping[str, str]) -> tuple[Optional[str], Optional[st
         return None, f"ANACONDA_DIR={value!r} is not an absolute path"
     if not os.path.isdir(value):
         return None, f"ANACONDA_DIR={value} does not exist"
-    if not is_env(value):
-        return None, f"ANACONDA_DIR={value} is not a conda installation (it has no conda-meta/)"
+    if not is_root(value):
+        return (
+            None,
+            f"ANACONDA_DIR={value} is not a conda installation (it has neither conda-meta/ nor envs/)",
+        )
     return os.path.normpath(value), None
 
 
@@ -97,7 +106,7 @@ def candidate_roots(environ: Mapping[str, str]) -> list[str]:
     if first:
         roots.append(first)
     for root in DEFAULT_ROOTS:
-        if is_env(root) and os.path.normpath(root) not in roots:
+        if is_root(root) and os.path.normpath(root) not in roots:
             roots.append(os.path.normpath(root))
     return roots
 
@@ -106,7 +115,8 @@ def list_envs(roots: Sequence[str]) -> list[Env]:
     """Every env under the given roots: each root as ``base`` and each ``envs/*`` with ``conda-meta/``."""
     found: list[Env] = []
     for root in roots:
-        found.append(Env(prefix=root, name="base", root=root))
+        if is_env(root):
+            found.append(Env(prefix=root, name="base", root=root))
         envs_dir = os.path.join(root, "envs")
         try:
             names = sorted(os.listdir(envs_dir))
@@ -158,7 +168,9 @@ def find_by_name(name: str, environ: Mapping[str, str], roots: Optional[Sequence
         roots = candidate_roots(environ)
     for root in roots:
         if name == "base":
-            return Env(prefix=root, name="base", root=root)
+            if is_env(root):
+                return Env(prefix=root, name="base", root=root)
+            continue
         prefix = os.path.join(root, "envs", name)
         if is_env(prefix):
             return Env(prefix=prefix, name=name, root=root)

@@ -4,6 +4,7 @@ Dockerfile lines run on a directory tree, and ``examples/Dockerfile`` checked th
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -81,6 +82,24 @@ def test_round_trip_to_the_dest_prefix(env: Path, tmp_path: Path, capsys: pytest
     assert not (dest / "bin" / "conda-unpack").exists()
     version = subprocess.run([dest / "bin" / "python", "-V"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == f"Python {sys.version.split()[0]}"
+    # Launched by ma-launch the way the printed ENV line sets the image up (no base install: the root
+    # holds only envs/), with the env's variables and activate.d script applied.
+    show = (
+        "import os, sys; e = os.environ;"
+        "print(sys.executable, e['DEMO_MODE'], e['DEMO_ACTIVATED'], e['CONDA_PREFIX'])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_"))}
+    env.update(ANACONDA_DIR=str(dest.parent.parent), DEFAULT_CONDA_ENV_NAME="demo", MA_HOME=str(tmp_path))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    launched = subprocess.run(
+        [sys.executable, "-m", "launcher", "-q", "--", "python", "-c", show],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr
+    assert launched.stdout.split() == [str(dest / "bin" / "python"), "packed", "1", str(dest)]
 
 
 def test_default_dest_and_output(
