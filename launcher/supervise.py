@@ -8,11 +8,14 @@ ends in SIGKILL after a timeout. The supervisor instead:
 * becomes a child subreaper when it is not PID 1, so orphaned descendants come back to it;
 * forwards HUP, INT, QUIT, TERM, USR1, USR2, WINCH, ALRM and CONT to the program's process group, waiting
   for them synchronously (blocked signals + ``sigtimedwait``: no Python handlers, no races);
-* on the first stop signal starts a grace period, after which the program's group and every remaining
-  descendant get SIGKILL;
+* on the first stop signal (TERM, INT, QUIT or HUP) starts a grace period, after which the program's group
+  and every remaining descendant get SIGKILL;
 * reaps every child it gets;
 * when the program ends, stops what is left of the tree (SIGTERM, grace, SIGKILL), prints one summary line
   and ends the way the program ended: same exit code, or the same fatal signal (128+N as PID 1).
+
+The summary gives the CPU time of the whole tree (every reaped descendant) but the peak RSS of the largest
+single process (``ru_maxrss`` of children is a maximum, not a sum), and says so.
 
 Only the standard library is used while the job runs; the process tree is read from ``/proc``.
 """
@@ -171,7 +174,14 @@ class _Supervisor:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         ready, report = os.pipe()  # both ends close-on-exec
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(ready)
+            os.close(report)
+            raise CommandNotExecutable(
+                f"{self.argv[0]}: cannot start a process: {exc.strerror}", hint="check the process limits"
+            ) from exc
         if pid == 0:  # pragma: no cover - the child either execs or _exits
             self._child(ready, report)
         os.close(report)
@@ -345,8 +355,13 @@ class _Supervisor:
             else:
                 notes.append("killed by SIGKILL not sent by ma-launch — likely out of memory")
         if self.leftovers:
-            how_stopped = "SIGKILL" if self.leftovers_killed or self.sent_kill else "SIGTERM"
-            notes.append(f"stopped leftover processes with {how_stopped}")
+            count = f"{self.leftovers} leftover process" + ("es" if self.leftovers > 1 else "")
+            if self.sent_kill:
+                notes.append(f"{count} killed with SIGKILL")
+            elif self.leftovers_killed:
+                notes.append(f"{count} sent SIGTERM, then SIGKILL after the grace period")
+            else:
+                notes.append(f"{count} stopped with SIGTERM")
         return ", ".join(parts) + "".join("; " + note for note in notes)
 
 

@@ -59,13 +59,13 @@ def prog_ignore_term(ready: str) -> None:
 
 
 def prog_record(out: str, ready: str) -> None:
-    """Append the name of every USR1/USR2/HUP it gets to ``out``; SIGTERM ends it (default action)."""
+    """Append the name of every forwarded signal but TERM to ``out``; SIGTERM ends it (default action)."""
 
     def handler(sig: int, _frame: object) -> None:
         append(out, signal.Signals(sig).name + "\n")
 
-    for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
-        signal.signal(sig, handler)
+    for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGINT", "SIGQUIT", "SIGWINCH", "SIGALRM", "SIGCONT"):
+        signal.signal(signal.Signals[name], handler)
     touch(ready)
     sleep_forever()
 
