@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
-from launcher.errors import LaunchError, UsageError
+from launcher.errors import ConfigError, LaunchError, UsageError
 
 if TYPE_CHECKING:
     from launcher.options import Parsed
@@ -130,10 +130,15 @@ def _request(parsed: Parsed) -> Request:
     )
 
 
+def _rank_table_active(parsed: Parsed) -> bool:
+    if (parsed.text("rank_table") or "auto") == "off":
+        return False
+    return bool(os.environ.get("RANK_TABLE_FILE") or os.environ.get("RANK_TABLE_FILE_V_1_0"))
+
+
 def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool, quiet: bool) -> LaunchPlan:
     """Wait for and convert the Ascend rank table (real runs only) and export it to the program."""
-    mode = parsed.text("rank_table") or "auto"
-    if mode == "off" or not (os.environ.get("RANK_TABLE_FILE") or os.environ.get("RANK_TABLE_FILE_V_1_0")):
+    if not _rank_table_active(parsed):
         return plan
     if not wait:
         return plan.with_changes(
@@ -146,7 +151,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool, quiet: bool) ->
 
     table = prepare_rank_table(
         os.environ,
-        mode=mode,
+        mode=parsed.text("rank_table") or "auto",
         timeout=_number(parsed.text("rank_table_timeout"), "--rank-table-timeout", 600.0),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if quiet else say,
@@ -184,6 +189,12 @@ def _grace(text: Optional[str]) -> float:
 def _bake(plan: LaunchPlan, parsed: Parsed, args: Sequence[str]) -> int:
     from launcher import __version__
     from launcher.bake import bake_script, write_script
+
+    if _rank_table_active(parsed):
+        raise ConfigError(
+            "a baked script cannot wait for and convert the Ascend rank table at boot",
+            hint="boot with `exec ma-launch …` instead, or bake with --rank-table off",
+        )
 
     text = bake_script(plan, version=__version__, command_line=args)
     output = parsed.text("output")

@@ -61,15 +61,21 @@ def dry_run_line(
     """
     assign: list[Assignment] = []
     for name, value in plan.net_set():
-        assign.append(
-            Assignment(name, value, _prepended(plan, name, value) if dialect.posix_expansion else ())
-        )
+        prepend = _prepended(plan, name, value) if dialect.posix_expansion else ()
+        assign.append(Assignment(name, value, prepend, _copied(plan, name, value)))
     changed = {name for name, _ in plan.net_set()}
     # Names no shell can export are dropped by some shells (dash) on the way to the program: restate them.
     for name, value in plan.environ.items():
         if restate_unexportable and name not in changed and not _SHELL_NAME.match(name):
             assign.append(Assignment(name, value))
     return render_line(dialect, plan.workdir, plan.net_unset(), assign, plan.argv if argv is None else argv)
+
+
+def _copied(plan: LaunchPlan, name: str, value: str) -> Optional[str]:
+    """The variable whose starting value ``name`` keeps (MA_LAUNCH_ORIG_LD_LIBRARY_PATH), if any."""
+    if name == "MA_LAUNCH_ORIG_LD_LIBRARY_PATH" and value == plan.base.get("LD_LIBRARY_PATH", ""):
+        return "LD_LIBRARY_PATH"
+    return None
 
 
 def _prepended(plan: LaunchPlan, name: str, value: str) -> tuple[str, ...]:

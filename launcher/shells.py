@@ -122,11 +122,13 @@ def detect_shell() -> tuple[str, str]:
 @dataclass(frozen=True)
 class Assignment:
     """One ``NAME=VALUE`` for the line; ``prepend`` marks a list variable whose new entries go in front of
-    the value the shell holds at run time (only rendered that way where the shell can say it exactly)."""
+    the value the shell holds at run time, and ``copy_of`` a variable that copies another's value at run
+    time (each only rendered that way where the shell can say it exactly)."""
 
     name: str
     value: str
     prepend: tuple[str, ...] = ()
+    copy_of: Optional[str] = None
 
 
 def render_line(
@@ -157,4 +159,6 @@ def _assignment(dialect: Dialect, item: Assignment) -> str:
     if item.prepend and dialect.posix_expansion:
         head = ":".join(item.prepend)
         return q(f"{item.name}={head}") + f'"${{{item.name}:+:${item.name}}}"'
+    if item.copy_of and dialect.posix_expansion:
+        return q(f"{item.name}=") + f'"${{{item.copy_of}-}}"'
     return q(f"{item.name}={item.value}")
