@@ -97,18 +97,20 @@ def latencies(through_supervisor: bool, samples: int) -> list[float]:
     return [(g - s) * 1000 for s, g in zip(sent, got)]
 
 
-def wall_ms(command: list[str], rounds: int) -> float:
-    times = []
+def wall_ms(commands: dict[str, list[str]], rounds: int) -> dict[str, tuple[float, float]]:
+    """Median and minimum wall time of each command, the commands interleaved round by round."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
-        start = time.perf_counter()
-        subprocess.run(command, env=ENV, cwd=str(ROOT), check=True)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, env=ENV, cwd=str(ROOT), check=True)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (statistics.median(values), min(values)) for name, values in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
     # compile the modules once, so every measured run loads bytecode
@@ -125,6 +127,14 @@ def main() -> None:
             f"ratio {sup_rss / wait_rss:.2f} (budget 12 MiB)"
         )
 
+    # the same through the real command line, with everything the launch path imports
+    cli = [PY, "-m", "launcher", "-q", "--init", "always", "--workdir", tempfile.gettempdir(), "--", *job]
+    try:
+        cli_rss = statistics.median(rss_of(cli) for _ in range(rounds))
+        print(f"RSS while the job runs, python -m launcher --init always: {cli_rss / 1024:.1f} MiB")
+    except (OSError, RuntimeError) as error:
+        print(f"RSS through the command line: not measured ({error})")
+
     direct = latencies(False, args.samples)
     through = latencies(True, args.samples)
     d_med, d_p95 = statistics.median(direct), percentile(direct, 0.95)
@@ -136,14 +146,19 @@ def main() -> None:
     )
 
     target = [PY, "-c", "pass"]
-    exec_mode = [PY, "-c", f"import os\nos.execv({PY!r}, {target!r})"]
-    plain = wall_ms(target, args.rounds)
-    exec_ms = wall_ms(exec_mode, args.rounds)
-    sup_ms = wall_ms(supervised(target), args.rounds)
+    timed = wall_ms(
+        {
+            "plain": target,
+            "exec": [PY, "-c", f"import os\nos.execv({PY!r}, {target!r})"],
+            "supervised": supervised(target),
+        },
+        args.rounds,
+    )
+    (plain, plain_min), (exec_ms, exec_min), (sup_ms, sup_min) = timed.values()
     print(
-        f"start-up, median of {args.rounds}: python -c pass {plain:.1f} ms; "
-        f"exec'd by python {exec_ms:.1f} ms; "
-        f"run by the supervisor {sup_ms:.1f} ms; supervisor - exec {sup_ms - exec_ms:+.1f} ms, "
+        f"start-up of python -c pass, median (min) of {args.rounds}: alone {plain:.1f} ({plain_min:.1f}) ms; "
+        f"exec'd by python {exec_ms:.1f} ({exec_min:.1f}) ms; run by the supervisor {sup_ms:.1f} "
+        f"({sup_min:.1f}) ms; supervisor - exec {sup_ms - exec_ms:+.1f} ({sup_min - exec_min:+.1f}) ms, "
         f"ratio {sup_ms / exec_ms:.2f}"
     )
 
