@@ -78,6 +78,8 @@ def _launch(args: list[str]) -> int:
         return 0
     quiet = parsed.flag("quiet")
     verbose = parsed.flag("verbose") or parsed.flag("debug")
+    if parsed.flag("ld_report"):
+        return _ld_report(parsed)
     plan = build_plan(_request(parsed), os.environ, _cwd())
     dry_run = parsed.flag("dry_run") or parsed.flag("json") or bake
     plan = _rank_table(plan, parsed, wait=not dry_run, quiet=quiet)
@@ -113,7 +115,7 @@ def _request(parsed: Parsed) -> Request:
         name=parsed.text("name"),
         prefix=parsed.text("prefix"),
         workdir=parsed.text("workdir"),
-        ld_mode=parsed.text("ld_library_path") or "prefix",
+        ld_mode=parsed.text("ld_library_path") or "auto",
         conda_run=parsed.flag("conda_run"),
         line_buffered=parsed.flag("line_buffered"),
         strict_activation=parsed.flag("strict_activation"),
@@ -128,6 +130,48 @@ def _request(parsed: Parsed) -> Request:
         torchrun_args=tuple(extra) if isinstance(extra, list) else (),
         strict_lint=parsed.flag("strict_lint"),
     )
+
+
+def _ld_report(parsed: Parsed) -> int:
+    """``--ld-report``: the targeted LD_LIBRARY_PATH analysis for an env, on stdout; runs nothing."""
+    import dataclasses
+    import json
+
+    from launcher.ldscan import analyze
+    from launcher.plan import build_plan
+
+    # Plan without LD changes (for the env, its activation and the program), then analyse the program
+    # and every program in the env's bin/ as well: a report is for the whole env.
+    request = dataclasses.replace(_request(parsed), ld_mode="off")
+    if not request.command and request.shell_line is None:
+        request = dataclasses.replace(request, command=("python",))
+    plan = build_plan(request, os.environ, _cwd())
+    env = plan.choice.env
+    if env is None:
+        raise UsageError("--ld-report needs an env and none was found", hint="give -n ENV or -p PREFIX")
+    bindir = os.path.join(env.prefix, "bin")
+    try:
+        programs = sorted(os.path.join(bindir, name) for name in os.listdir(bindir))
+    except OSError:
+        programs = []
+    analysis = analyze(env.prefix, plan.program, plan.environ, extra_objects=programs)
+    if parsed.flag("json"):
+        report = {
+            "env": {"name": env.name, "prefix": env.prefix},
+            "program": plan.program,
+            **analysis.to_json(),
+        }
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    lines = [f"env {env.name} ({env.prefix}); program {plan.program or plan.argv[0]}"]
+    lines += analysis.explain_lines()
+    if analysis.added:
+        added = ":".join(analysis.directories)
+        lines.append(
+            f"the fix ma-launch applies: LD_LIBRARY_PATH={added}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
 
 
 def _rank_table_active(parsed: Parsed) -> bool:

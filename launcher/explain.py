@@ -119,6 +119,8 @@ def plan_json(plan: LaunchPlan, *, shell: Optional[str] = None, line: Optional[s
             "mode": plan.ld.mode,
             "added": list(plan.ld.added),
             "reasons": list(plan.ld.reasons),
+            "warnings": list(plan.ld.warnings),
+            "analysis": plan.ld.analysis,
         },
         "decisions": list(plan.decisions),
         "warnings": list(plan.warnings),

@@ -46,9 +46,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         ("--ld-library-path",),
         "ld_library_path",
-        "prefix: put the env's lib first (the documented fix); off: leave it alone",
+        "auto: add exactly the env dirs that provide missing libraries; prefix: the env's lib first "
+        "(the documented fix); off: leave it alone",
         "MODE",
-        choices=("prefix", "off"),
+        choices=("auto", "prefix", "off"),
     ),
     Option(("--conda-run",), "conda_run", "run through `conda run --no-capture-output` instead"),
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
@@ -90,6 +91,12 @@ OPTIONS: tuple[Option, ...] = (
         ("--channel-names",), "channel_names", "channel names when MA_INPUTS/MA_OUTPUTS are unset", "LIST"
     ),
     Option(("--strict-lint",), "strict_lint", "make boot-line lint warnings errors"),
+    Option(
+        ("--ld-report",),
+        "ld_report",
+        "print which shared libraries the env's programs would miss, and the fix; run nothing",
+        env=False,
+    ),
     Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
@@ -251,6 +258,7 @@ def help_text(prog: str = "ma-launch") -> str:
     lines = [
         f"usage: {prog} [OPTIONS] [--] COMMAND [ARGS...]",
         f"       {prog} [OPTIONS] -c 'SHELL COMMAND LINE' [ARGS...]",
+        f"       {prog} --ld-report [-n ENV | -p PREFIX] [--json] [--] [COMMAND]",
         f"       {prog} bake [-o FILE] [--force] [OPTIONS] [--] COMMAND [ARGS...]",
         f"       {prog} doctor|pack --help",
         "",

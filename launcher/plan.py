@@ -29,7 +29,7 @@ from launcher.errors import (
 from launcher.platform import LOCAL, Platform
 
 DEFAULT_WORKDIR = "/home/ma-user"
-LD_MODES = ("prefix", "off")
+LD_MODES = ("auto", "prefix", "off")
 PYTHON_NAMES = ("python", "pypy")
 
 
@@ -42,7 +42,7 @@ class Request:
     name: Optional[str] = None
     prefix: Optional[str] = None
     workdir: Optional[str] = None
-    ld_mode: str = "prefix"
+    ld_mode: str = "auto"
     conda_run: bool = False
     line_buffered: bool = False
     strict_activation: bool = False
@@ -63,6 +63,8 @@ class LdDecision:
     mode: str
     added: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    analysis: Optional[Mapping[str, object]] = None
 
 
 @dataclass(frozen=True)
@@ -327,9 +329,6 @@ def build_plan(
         builder.set(name, value, "channel argument appended by the platform (--channel-args env)")
     dist = _apply_dist(request, builder, platform, decisions)
 
-    ld = _apply_ld(request.ld_mode, env.prefix if env else None, environ, builder)
-    decisions.extend(ld.reasons)
-
     if not environ.get("PYTHONUNBUFFERED"):  # Python ignores an empty value
         builder.set("PYTHONUNBUFFERED", "1", "unbuffered output, so log lines reach the job log at once")
     if "PYTHONIOENCODING" not in environ and _is_c_locale(environ):
@@ -341,6 +340,9 @@ def build_plan(
     if exec_problem:
         problems.append(exec_problem)
     is_python = looks_like_python(program, argv[0])
+    ld = _apply_ld(request.ld_mode, env.prefix if env else None, program, environ, builder)
+    decisions.extend(ld.reasons)
+    warnings.extend(ld.warnings)
     if request.line_buffered:
         argv = _line_buffered(argv, is_python, builder.env, decisions, warnings)
 
@@ -364,12 +366,31 @@ def build_plan(
     )
 
 
-def _apply_ld(mode: str, prefix: Optional[str], base: Mapping[str, str], builder: _EnvBuilder) -> LdDecision:
-    """Change LD_LIBRARY_PATH for ``mode``; keep the original value in MA_LAUNCH_ORIG_LD_LIBRARY_PATH."""
+def _apply_ld(
+    mode: str, prefix: Optional[str], program: Optional[str], base: Mapping[str, str], builder: _EnvBuilder
+) -> LdDecision:
+    """Change LD_LIBRARY_PATH for ``mode``; keep the original value in MA_LAUNCH_ORIG_LD_LIBRARY_PATH.
+
+    ``auto`` adds exactly the env directories that provide what the loader would not find (see
+    :mod:`launcher.ldscan`; side effect: its cache under ~/.cache/ma-launch).
+    """
     if mode == "off":
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (--ld-library-path off)",))
     if prefix is None:
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (no env)",))
+    if mode == "auto":
+        from launcher.ldscan import analyze
+
+        analysis = analyze(prefix, program, builder.env)
+        lines = analysis.explain_lines()
+        _prepend_ld(analysis.directories, base, builder, "--ld-library-path auto")
+        return LdDecision(
+            mode,
+            added=tuple(analysis.directories),
+            reasons=tuple(line for line in lines if not line.startswith("warning: ")),
+            warnings=tuple(line[len("warning: ") :] for line in lines if line.startswith("warning: ")),
+            analysis=analysis.to_json(),
+        )
     added = (os.path.join(prefix, "lib"),)
     reason = f"LD_LIBRARY_PATH: {added[0]} first (--ld-library-path prefix, the documented fix)"
     _prepend_ld(added, base, builder, "--ld-library-path prefix")
@@ -377,6 +398,8 @@ def _apply_ld(mode: str, prefix: Optional[str], base: Mapping[str, str], builder
 
 
 def _prepend_ld(added: Sequence[str], base: Mapping[str, str], builder: _EnvBuilder, source: str) -> None:
+    if not added:
+        return
     current = builder.env.get("LD_LIBRARY_PATH")
     new = activation.prepend_entries(current, added)
     if new == current:

@@ -57,7 +57,7 @@ def test_baked_script_does_what_ma_launch_does(
 ) -> None:
     sh = need(shell)
     env_dir, work, base = setup
-    options = ["-p", str(env_dir), "--workdir", str(work)]
+    options = ["-p", str(env_dir), "--workdir", str(work), "--ld-library-path", "prefix"]
     script = tmp_path / "boot.sh"
     baked = subprocess.run(
         [*LAUNCH, "bake", "-o", str(script), *options, "--", "rec", "--lr", "0.1"],
@@ -86,7 +86,8 @@ def test_baked_script_keeps_the_boot_time_paths(
     """PATH and LD_LIBRARY_PATH are the ones of the container at boot, with the env's entries in front."""
     env_dir, work, base = setup
     script = tmp_path / "boot.sh"
-    cmd = [*LAUNCH, "bake", "-o", str(script), "-p", str(env_dir), "--workdir", str(work), "--", "rec"]
+    cmd = [*LAUNCH, "bake", "-o", str(script), "-p", str(env_dir), "--workdir", str(work)]
+    cmd += ["--ld-library-path", "prefix", "--", "rec"]
     subprocess.run(cmd, env=base, check=True, capture_output=True)
     boot_env = {
         **base,

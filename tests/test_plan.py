@@ -250,10 +250,10 @@ def test_ld_prefix_keeps_existing_entries_no_duplicates_no_empty(tmp_path: Path)
     env = make_env(tmp_path / "e")
     lib = str(env / "lib")
     original = f"/usr/local/nvidia/lib64::{lib}:/usr/local/cuda/lib64:"
-    plan = plan_for(tmp_path, {"LD_LIBRARY_PATH": original}, prefix=str(env))
+    plan = plan_for(tmp_path, {"LD_LIBRARY_PATH": original}, prefix=str(env), ld_mode="prefix")
     assert plan.environ["LD_LIBRARY_PATH"] == f"{lib}:/usr/local/nvidia/lib64:/usr/local/cuda/lib64"
     assert plan.environ["MA_LAUNCH_ORIG_LD_LIBRARY_PATH"] == original
-    plan = plan_for(tmp_path, {}, prefix=str(env))
+    plan = plan_for(tmp_path, {}, prefix=str(env), ld_mode="prefix")
     assert plan.environ["LD_LIBRARY_PATH"] == lib
     plan = plan_for(tmp_path, {"LD_LIBRARY_PATH": "/x"}, prefix=str(env), ld_mode="off")
     assert plan.environ["LD_LIBRARY_PATH"] == "/x"

@@ -1,0 +1,121 @@
+"""``--ld-library-path auto`` (the default) and ``--ld-report`` through the real command, with objects
+built by gcc and the real loader as the judge."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from condakit import REAL_PYTHON, make_env
+from elfkit import build_exe, build_lib, build_pyext
+
+LAUNCH = [REAL_PYTHON, "-m", "launcher"]
+PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "LD_"))}
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        MA_HOME=str(tmp_path),
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+    )
+    env.update(extra)
+    return env
+
+
+def launch(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LAUNCH, *args], env=clean_env(tmp_path, **extra), capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Path:
+    return make_env(tmp_path / "envs" / "py")
+
+
+def test_binary_needing_env_lib_runs_only_with_auto(env: Path, tmp_path: Path) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    ok = launch(tmp_path, "-v", "-p", str(env), "--", "app")
+    assert ok.returncode == 0, ok.stderr
+    assert f"prepend {env}/lib - it provides libfoo.so.1 (needed by {env}/bin/app)" in ok.stderr
+    off = launch(tmp_path, "-q", "--ld-library-path", "off", "-p", str(env), "--", "app")
+    assert off.returncode == 127 and "libfoo.so.1: cannot open shared object file" in off.stderr
+    data = json.loads(launch(tmp_path, "--json", "-p", str(env), "--", "app").stdout)
+    assert data["ld_library_path"]["added"] == [f"{env}/lib"]
+    assert data["ld_library_path"]["analysis"]["added"][0]["provides"] == [["libfoo.so.1", f"{env}/bin/app"]]
+
+
+def test_extension_module_gets_the_nvidia_lib_dir_not_env_lib(env: Path, tmp_path: Path) -> None:
+    site = f"{env}/lib/{PYVER}/site-packages"
+    nv = build_lib(f"{site}/nvidia/x/lib/libnvx.so.1", "libnvx.so.1", exports=["nvx"])
+    build_lib(f"{env}/lib/libother.so.1", "libother.so.1")
+    build_pyext(f"{site}/mod", "_core", calls=["nvx"], needs=[nv])
+    Path(site, "mod", "__init__.py").write_text("from mod._core import *\n")
+    pythonpath = f"{site}:{Path(__file__).resolve().parent.parent}"
+    code = "import os, mod; print(os.environ['LD_LIBRARY_PATH'])"
+    ok = launch(tmp_path, "-q", "-p", str(env), "--", "python", "-c", code, PYTHONPATH=pythonpath)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"{site}/nvidia/x/lib"
+    off = launch(
+        tmp_path,
+        "-q",
+        "--ld-library-path",
+        "off",
+        "-p",
+        str(env),
+        "--",
+        "python",
+        "-c",
+        code,
+        PYTHONPATH=pythonpath,
+    )
+    assert off.returncode != 0 and "libnvx.so.1" in off.stderr
+
+
+def test_shadowing_library_with_nothing_missing_adds_nothing(env: Path, tmp_path: Path) -> None:
+    build_lib(f"{env}/lib/libz.so.1", "libz.so.1", exports=["fake_inflate"])
+    build_lib(f"{env}/lib/libcrypto.so.3", "libcrypto.so.3", exports=["fake_crypto"])
+    result = launch(tmp_path, "-q", "-p", str(env), "--", "sh", "-c", 'echo "[${LD_LIBRARY_PATH-unset}]"')
+    assert result.stdout.strip() == "[unset]"
+    result = launch(
+        tmp_path, "-q", "-p", str(env), "--", "sh", "-c", 'echo "$LD_LIBRARY_PATH"', LD_LIBRARY_PATH="/opt/x"
+    )
+    assert result.stdout.strip() == "/opt/x"
+
+
+def test_unresolvable_soname_warns_and_goes_on(env: Path, tmp_path: Path) -> None:
+    fake_cuda = build_lib(f"{tmp_path}/elsewhere/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    needer = build_lib(f"{env}/lib/libuses_cuda.so", "libuses_cuda.so", calls=["cuInit"], needs=[fake_cuda])
+    result = launch(tmp_path, "-p", str(env), "--", "echo", "ran")
+    assert result.returncode == 0 and result.stdout == "ran\n"
+    warning = [line for line in result.stderr.splitlines() if "libcuda.so.1" in line]
+    assert warning and warning[0].startswith("ma-launch: warning:") and needer in warning[0]
+
+
+def test_ld_report(env: Path, tmp_path: Path) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    marker = tmp_path / "ran"
+    result = launch(tmp_path, "--ld-report", "-p", str(env), "--", "touch", str(marker))
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert f"prepend {env}/lib - it provides libfoo.so.1 (needed by {env}/bin/app)" in result.stdout
+    data = json.loads(launch(tmp_path, "--ld-report", "--json", "-p", str(env)).stdout)
+    assert data["added"][0]["directory"] == f"{env}/lib" and data["env"]["prefix"] == str(env)
+    missing = launch(tmp_path, "--ld-report")
+    assert missing.returncode == 2 and "needs an env" in missing.stderr
+
+
+def test_unwritable_cache_never_breaks_a_launch(env: Path, tmp_path: Path) -> None:
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+    (tmp_path / "notadir").write_text("")
+    result = launch(tmp_path, "-q", "-p", str(env), "--", "app", XDG_CACHE_HOME=str(tmp_path / "notadir"))
+    assert result.returncode == 0, result.stderr
