@@ -343,6 +343,25 @@ def test_signal_deaths_as_pid1_become_128_plus_n(name: str) -> None:
     assert_clean(err)
 
 
+def test_program_gets_a_clean_signal_state() -> None:
+    """No blocked signals, SIGPIPE/SIGXFSZ not ignored: the same as when run directly."""
+    command = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]
+    direct = subprocess.run(command, env=base_env(), capture_output=True, text=True)
+    proc = start(supervisor(*command, quiet=True))
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out == direct.stdout
+    assert "SigBlk:\t0000000000000000" in out
+
+
+def test_sigpipe_is_default_in_the_program() -> None:
+    proc = start(supervisor("sh", "-c", "yes | head -n 1", quiet=True))
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert out == "y\n"
+    assert err == ""  # no "yes: standard output: Broken pipe"
+
+
 # -- cannot start -----------------------------------------------------------------------------------------
 
 
