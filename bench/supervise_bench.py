@@ -9,7 +9,8 @@ Every number is paired against a baseline measured in the same run:
 * forwarding latency: time from ``kill()`` of SIGUSR1 to the program's handler, sent through the
   supervisor and sent straight to the program (median and p95);
 * start-up: wall time of ``python -c pass`` run by the supervisor against ``python`` exec'ing it in place
-  (what ma-launch does outside supervisor mode).
+  (what ma-launch does outside supervisor mode), and the same through the real command line,
+  ``--init always`` against ``--init never``.
 """
 
 from __future__ import annotations
@@ -160,6 +161,20 @@ def main() -> None:
         f"exec'd by python {exec_ms:.1f} ({exec_min:.1f}) ms; run by the supervisor {sup_ms:.1f} "
         f"({sup_min:.1f}) ms; supervisor - exec {sup_ms - exec_ms:+.1f} ({sup_min - exec_min:+.1f}) ms, "
         f"ratio {sup_ms / exec_ms:.2f}"
+    )
+
+    # Through the real command line: --init always (plan, then exec into the lean supervisor) against
+    # --init never (plan, then exec the program): the budget is +10 ms.
+    launch = [PY, "-m", "launcher", "-q", "--workdir", tempfile.gettempdir(), "--init"]
+    timed = wall_ms(
+        {"never": [*launch, "never", "--", *target], "always": [*launch, "always", "--", *target]},
+        args.rounds,
+    )
+    (never, never_min), (always, always_min) = timed.values()
+    print(
+        f"start-up through ma-launch, median (min) of {args.rounds}: --init never {never:.1f} ({never_min:.1f}) ms; "
+        f"--init always {always:.1f} ({always_min:.1f}) ms; supervise - exec {always - never:+.1f} "
+        f"({always_min - never_min:+.1f}) ms (budget +10 ms)"
     )
 
 

@@ -7,15 +7,13 @@ follow sysexits.h where one fits, and the shell's 126/127 for commands that cann
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class LaunchError(Exception):
     """A failure with a message for the user, a hint naming the fix, and an exit code."""
 
     exit_code = 70  # EX_SOFTWARE: should not happen; a bug in ma-launch
 
-    def __init__(self, message: str, hint: Optional[str] = None) -> None:
+    def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint

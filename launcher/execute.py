@@ -45,8 +45,20 @@ def exec_plan(plan: LaunchPlan) -> NoReturn:
         raise exec_error(plan.argv[0], exc) from exc
 
 
+#: Runs in a fresh ``python -I -S``: puts the package on sys.path and starts the supervisor alone.
+_SUPERVISOR_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+    "from launcher.supervise import _main; _main(sys.argv[1:])"
+)
+
+
 def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoReturn:
-    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1)."""
+    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1).
+
+    The supervisor stays resident for the whole job, so it does not run in this process, which holds
+    everything the planning imported: this process execs (same PID) a fresh interpreter in isolated mode
+    without site-packages that imports only :mod:`launcher.supervise`, with the plan's environment.
+    """
     from launcher import supervise
 
     if not supervise.should_supervise(init):
@@ -54,6 +66,16 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
     if plan.problems:
         raise plan.problems[0]
     os.chdir(plan.workdir)
+    args = ["--grace", repr(grace), *(["--quiet"] if quiet else []), "--", *plan.argv]
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if sys.executable and os.access(sys.executable, os.X_OK):
+        prepare_process()
+        with contextlib.suppress(OSError):  # no exec possible: supervise from here instead
+            os.execve(
+                sys.executable,
+                [sys.executable, "-I", "-S", "-c", _SUPERVISOR_BOOT, package_parent, *args],
+                dict(plan.environ),
+            )
     supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet)
 
 

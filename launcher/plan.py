@@ -451,7 +451,7 @@ def _apply_dist(
             f"distributed: {dist.nnodes} node(s), this is node {dist.node_rank}, {dist.nproc_per_node} "
             f"process(es) per node, master {dist.master_addr}:{dist.master_port}"
         )
-    decisions.extend(dist.notes)
+        decisions.extend(dist.notes)
     return dist
 
 

@@ -22,19 +22,39 @@ Only the standard library is used while the job runs; the process tree is read f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, NoReturn, Optional
 
 from launcher.errors import CommandNotExecutable, CommandNotFound, LaunchError, UsageError
 
+# The supervisor runs in a lean interpreter for the whole job: typing and contextlib (and what they pull
+# in) are not imported at run time; annotations are strings.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from types import TracebackType
+    from typing import NoReturn, Optional
 
 PREFIX = "ma-launch: "
+
+
+class _suppress:
+    """``contextlib.suppress`` without importing contextlib."""
+
+    def __init__(self, *exceptions: type[BaseException]) -> None:
+        self.exceptions = exceptions
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: Optional[type[BaseException]], value: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool:
+        return kind is not None and issubclass(kind, self.exceptions)
+
+
 DEFAULT_GRACE = 25.0
 MODES = ("auto", "always", "never")
 
@@ -171,7 +191,7 @@ class _Supervisor:
         except OSError:
             self.tty = -1
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
+            with _suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         ready, report = os.pipe()  # both ends close-on-exec
         try:
@@ -186,7 +206,7 @@ class _Supervisor:
             self._child(ready, report)
         os.close(report)
         self.pid = pid
-        with contextlib.suppress(OSError):
+        with _suppress(OSError):
             os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
         chunks = []
         while True:
@@ -207,7 +227,7 @@ class _Supervisor:
             os.close(ready)
             os.setpgid(0, 0)
             if self.tty >= 0:
-                with contextlib.suppress(OSError):
+                with _suppress(OSError):
                     os.tcsetpgrp(self.tty, os.getpid())  # SIGTTOU is blocked here, so this works
             for sig in (*self.forwarded, signal.SIGPIPE, signal.SIGXFSZ, *_TTY_SIGNALS):
                 signal.signal(sig, signal.SIG_DFL)
@@ -245,7 +265,7 @@ class _Supervisor:
     def _forward(self, sig: signal.Signals) -> None:
         if sig == signal.SIGINT and self._child_has_tty():
             return  # the terminal already sent it to the program's group
-        with contextlib.suppress(OSError):
+        with _suppress(OSError):
             os.killpg(self.pid, sig)
         if sig in STOPPING and self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + self.grace
@@ -271,7 +291,7 @@ class _Supervisor:
 
     def _signal_tree(self, sig: int, pids: Iterable[int]) -> None:
         for target in (-self.pid, *pids):
-            with contextlib.suppress(OSError):
+            with _suppress(OSError):
                 os.kill(target, sig)
 
     # -- after the program ended ----------------------------------------------------------------------------
@@ -316,7 +336,7 @@ class _Supervisor:
 
     def _take_tty_back(self) -> None:
         if self.tty >= 0:
-            with contextlib.suppress(OSError):
+            with _suppress(OSError):
                 os.tcsetpgrp(self.tty, os.getpgrp())
 
     def _finish(self) -> NoReturn:
@@ -324,7 +344,7 @@ class _Supervisor:
         if not self.quiet:
             sys.stderr.write(PREFIX + self._summary(status) + "\n")
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
+            with _suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
@@ -533,7 +553,8 @@ def _size(size: float) -> str:
 
 
 def _main(args: list[str]) -> NoReturn:
-    """Debug entry: ``python -m launcher.supervise [--grace S] [--quiet] [--] COMMAND...``."""
+    """Entry of the lean supervisor process (``launcher.execute.run_plan`` execs into it); also
+    ``python -m launcher.supervise [--grace S] [--quiet] [--] COMMAND...`` for debugging."""
     grace, quiet = DEFAULT_GRACE, False
     while args and args[0].startswith("--"):
         option = args.pop(0)
