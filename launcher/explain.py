@@ -103,6 +103,16 @@ def plan_json(plan: LaunchPlan, *, shell: Optional[str] = None, line: Optional[s
         "is_python": plan.is_python,
         "workdir": plan.workdir,
         "env": None if env is None else {"name": env.name, "prefix": env.prefix, "root": env.root},
+        "platform": {"kind": plan.platform.kind, "evidence": list(plan.platform.evidence)},
+        "distributed": None
+        if plan.dist is None
+        else {
+            "nnodes": plan.dist.nnodes,
+            "node_rank": plan.dist.node_rank,
+            "nproc_per_node": plan.dist.nproc_per_node,
+            "master_addr": plan.dist.master_addr,
+            "master_port": plan.dist.master_port,
+        },
         "env_rule": plan.choice.rule,
         "env_reason": plan.choice.reason,
         "set": {name: shown(name, value) for name, value in plan.net_set()},

@@ -107,6 +107,18 @@ def test_inconsistent_platform_values(tmp_path: Path, extra: dict[str, str], tex
     assert not marker.exists()
 
 
+def test_platform_and_distributed_values_in_the_json_plan(tmp_path: Path) -> None:
+    data = json.loads(
+        run(tmp_path, "--json", "--", "true", env=job_env(tmp_path, VC_TASK_INDEX="1", **V2)).stdout
+    )
+    assert data["platform"]["kind"] == "v2" and "MA_VJ_NAME" in data["platform"]["evidence"]
+    assert data["distributed"]["nnodes"] == 2 and data["distributed"]["node_rank"] == 1
+    data = json.loads(run(tmp_path, "--json", "--", "true", env=job_env(tmp_path, DLS_TASK_INDEX="0")).stdout)
+    assert data["platform"]["kind"] == "v1"
+    data = json.loads(run(tmp_path, "--json", "--", "true", env=job_env(tmp_path)).stdout)
+    assert data["platform"] == {"kind": "local", "evidence": []}
+
+
 def test_torchrun_composed_argv(tmp_path: Path) -> None:
     env_dir = make_env(tmp_path / "env")
     python = str(env_dir / "bin" / "python")
