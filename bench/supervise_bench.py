@@ -172,7 +172,8 @@ def main() -> None:
     )
     (never, never_min), (always, always_min) = timed.values()
     print(
-        f"start-up through ma-launch, median (min) of {args.rounds}: --init never {never:.1f} ({never_min:.1f}) ms; "
+        f"start-up through ma-launch, median (min) of {args.rounds}: "
+        f"--init never {never:.1f} ({never_min:.1f}) ms; "
         f"--init always {always:.1f} ({always_min:.1f}) ms; supervise - exec {always - never:+.1f} "
         f"({always_min - never_min:+.1f}) ms (budget +10 ms)"
     )

@@ -167,7 +167,9 @@ def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
             dist.init_process_group("gloo")
             t = torch.tensor([dist.get_rank() + 1.0])
             dist.all_reduce(t)
-            print(f"rank {dist.get_rank()} of {dist.get_world_size()}: sum {t.item()} args {sys.argv[1:]}")
+            # one write per line: two ranks share the pipe, and print() writes the newline separately
+            r, n = dist.get_rank(), dist.get_world_size()
+            sys.stdout.write(f"rank {r} of {n}: sum {t.item()} args {sys.argv[1:]}\n")
             dist.destroy_process_group()
             """
         )
