@@ -169,7 +169,7 @@ def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
             dist.all_reduce(t)
             # one write per line: two ranks share the pipe, and print() writes the newline separately
             r, n = dist.get_rank(), dist.get_world_size()
-            sys.stdout.write(f"rank {r} of {n}: sum {t.item()} args {sys.argv[1:]}\n")
+            sys.stdout.write(f"rank {r} of {n}: sum {t.item()} args {sys.argv[1:]}\\n")
             dist.destroy_process_group()
             """
         )
