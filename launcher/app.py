@@ -2,7 +2,7 @@
 
 ``launcher.cli`` hands argv here when its first word names a subcommand; the launch path never imports
 this module. :func:`run` returns the exit code instead of exiting, and turns every
-:class:`~launcher.errors.LaunchError` into the usual two lines on stderr.
+:class:`~launcher.errors.LaunchError` into the usual one line on stderr.
 
 Exit codes: 0 success; 1 ``doctor`` found a failing check; 2 bad usage; the LaunchError codes
 (65 data, 66 not found, 69 unavailable, …) for the other failures.
@@ -153,7 +153,7 @@ def _exit_status(code: object) -> int:
 
 
 def run(argv: list[str]) -> int:
-    """Run a subcommand; the exit code. Errors the user can fix print two lines, never a traceback."""
+    """Run a subcommand; the exit code. Errors the user can fix print one line, never a traceback."""
     command = typer.main.get_command(app)
     try:
         command.main(args=list(argv), prog_name="ma-launch", standalone_mode=True)
@@ -161,9 +161,7 @@ def run(argv: list[str]) -> int:
         return _exit_status(exc.code)
     except LaunchError as error:
         sys.stdout.flush()
-        sys.stderr.write(f"ma-launch: error: {error.message}\n")
-        if error.hint:
-            sys.stderr.write(f"  hint: {error.hint}\n")
+        sys.stderr.write(error.line() + "\n")
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -26,14 +26,6 @@ def say(message: str) -> None:
     sys.stderr.write(PREFIX + message + "\n")
 
 
-def format_error(error: LaunchError) -> str:
-    """The one-line form of an error: what went wrong, then the fix."""
-    text = f"error: {error.message}"
-    if error.hint:
-        text += f" (hint: {error.hint})"
-    return text
-
-
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     """Entry point of the ``ma-launch`` console script and ``python -m launcher``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -51,7 +43,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
             import traceback
 
             traceback.print_exc()
-        say(format_error(error))
+        sys.stderr.write(error.line() + "\n")
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -288,5 +280,5 @@ def _dry_run(plan: LaunchPlan, shell: Optional[str], *, as_json: bool, quiet: bo
         sys.stdout.buffer.write(os.fsencode(line) + b"\n")
         sys.stdout.flush()
     for problem in plan.problems:
-        say(format_error(problem))
+        sys.stderr.write(problem.line() + "\n")
     return plan.problems[0].exit_code if plan.problems else 0

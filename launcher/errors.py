@@ -18,6 +18,11 @@ class LaunchError(Exception):
         self.message = message
         self.hint = hint
 
+    def line(self) -> str:
+        """The one line ma-launch prints for it: ``ma-launch: error: <message> (hint: <fix>)``."""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"ma-launch: error: {self.message}{hint}"
+
 
 class UsageError(LaunchError):
     """Bad options or arguments on the command line or in MA_LAUNCH_* variables."""

@@ -569,8 +569,7 @@ def _main(args: list[str]) -> NoReturn:
     try:
         run_supervised(args, os.environ, grace=grace, quiet=quiet)
     except LaunchError as error:
-        hint = f" (hint: {error.hint})" if error.hint else ""
-        sys.stderr.write(f"{PREFIX}error: {error.message}{hint}\n")
+        sys.stderr.write(error.line() + "\n")
         sys.exit(error.exit_code)
 
 

@@ -303,7 +303,7 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["doctor", "--root", "/", "--image-env", "NOEQUALS"]) == 2
     err = capsys.readouterr().err
     assert "ma-launch: error: --image-env 'NOEQUALS' is not KEY=VALUE" in err
-    assert "  hint: " in err
+    assert "is not KEY=VALUE (hint: " in err
 
 
 def test_missing_root_is_not_found(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
