@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
-import pytest
+from needs import need
+
+__all__ = ["REAL_PYTHON", "make_env", "make_root", "need", "write_exe"]
 
 #: The real interpreter (not a pyenv shim script), so a symlink to it behaves like an env's python.
 REAL_PYTHON = os.path.realpath(sys.executable)
-
-
-def need(tool: str) -> str:
-    """The path of ``tool``; skip when it is missing, but fail under CI (CI=true must run everything)."""
-    path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (required under CI)")
-        pytest.skip(message)
-    return path
 
 
 def make_env(

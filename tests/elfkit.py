@@ -17,18 +17,9 @@ import sysconfig
 from collections.abc import Sequence
 from typing import Optional
 
-import pytest
+from needs import missing, need
 
-
-def require_tool(name: str) -> str:
-    """The path of ``name``; skip the test when it is missing, but fail on CI (``CI=true``)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " (required on CI)")
-        pytest.skip(message)
-    return path
+require_tool = need
 
 
 def _source(
@@ -138,10 +129,7 @@ def build_pyext(
     """A real CPython extension module ``module`` for the running Python, in ``directory``."""
     include = sysconfig.get_paths()["include"]
     if not os.path.exists(os.path.join(include, "Python.h")):
-        message = f"Python headers missing ({include})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"Python headers missing ({include})")
     path = os.path.join(directory, module + ext_suffix())
     os.makedirs(directory, exist_ok=True)
     work = os.path.join(directory, ".elfkit")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from needs import missing, need
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_PYTHON = os.path.realpath(sys.executable)
@@ -34,20 +35,6 @@ TRAIN = HOME + "/" + TRAIN_REL
 
 def _under_home(path: str) -> bool:
     return os.path.realpath(path).startswith("/home/")
-
-
-def _skip_or_fail(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (required when CI=true)")
-    pytest.skip(message)
-
-
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        _skip_or_fail(f"{tool} is not installed")
-    assert path is not None
-    return path
 
 
 def _unshare_prefix() -> list[str]:
@@ -154,9 +141,9 @@ def in_namespace(tmp_path: Path, body: str) -> dict[str, Any]:
     """Run ``body`` after the prelude in a driver inside a fresh mount namespace; return its RESULT."""
     problem = _namespace_problem()
     if problem:
-        _skip_or_fail(problem)
+        missing(problem)
     if _under_home(str(tmp_path)):
-        _skip_or_fail(f"the test directory {tmp_path} lives under /home")
+        missing(f"the test directory {tmp_path} lives under /home")
     driver = tmp_path / "driver.py"
     driver.write_text(PRELUDE + textwrap.dedent(body) + EPILOGUE)
     config = {
