@@ -58,7 +58,7 @@ if [ -x "$home/anaconda3/envs/python-3.7.10/bin/demo-probe" ]; then
         exit 1
     fi
 
-    section "4. the same program with the default (--ld-library-path prefix: the env's lib first)"
+    section "4. the same program with the default (--ld-library-path auto: exactly the env dirs it misses)"
     echo "\$ ma-launch -n python-3.7.10 --workdir $home -- demo-probe" >&2
     launch -n python-3.7.10 --workdir "$home" -- demo-probe
 else
