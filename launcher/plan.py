@@ -167,10 +167,20 @@ def resolve_workdir(request: Request, environ: Mapping[str, str], cwd: str) -> t
 
 def check_workdir(workdir: str) -> Optional[LaunchError]:
     """Why the launch cannot run in ``workdir``, or ``None`` when it can."""
+    import stat
+
     hint = "create it, or choose another with --workdir DIR"
-    if not os.path.exists(workdir):
+    try:
+        mode = os.stat(workdir).st_mode
+    except PermissionError:
+        return AccessError(
+            f"working directory {workdir} cannot be reached by this user (uid {os.getuid()}): "
+            "a directory above it is not accessible",
+            hint="fix the permissions of its parents, or choose another with --workdir DIR",
+        )
+    except OSError:
         return NotFoundError(f"working directory {workdir} does not exist", hint=hint)
-    if not os.path.isdir(workdir):
+    if not stat.S_ISDIR(mode):
         return NotFoundError(f"working directory {workdir} is not a directory", hint=hint)
     if not os.access(workdir, os.X_OK):
         return AccessError(
