@@ -129,7 +129,7 @@ def _ld_report(parsed: Parsed) -> int:
     import dataclasses
     import json
 
-    from launcher.ldscan import analyze
+    from launcher.ldscan import analyze, env_programs
     from launcher.plan import build_plan
 
     # Plan without LD changes (for the env, its activation and the program), then analyse the program
@@ -141,12 +141,7 @@ def _ld_report(parsed: Parsed) -> int:
     env = plan.choice.env
     if env is None:
         raise UsageError("--ld-report needs an env and none was found", hint="give -n ENV or -p PREFIX")
-    bindir = os.path.join(env.prefix, "bin")
-    try:
-        programs = sorted(os.path.join(bindir, name) for name in os.listdir(bindir))
-    except OSError:
-        programs = []
-    analysis = analyze(env.prefix, plan.program, plan.environ, extra_objects=programs)
+    analysis = analyze(env.prefix, plan.program, plan.environ, extra_objects=env_programs(env.prefix))
     if parsed.flag("json"):
         report = {
             "env": {"name": env.name, "prefix": env.prefix},

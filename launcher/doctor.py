@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from launcher.conda import DEFAULT_ROOTS
 from launcher.errors import NotFoundError, UsageError
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -40,7 +41,6 @@ GB = 1000**3
 SIZE_LIMIT = 30 * GB
 SIZE_RECOMMENDED = 15 * GB
 
-CONDA_ROOTS = ("/home/ma-user/anaconda3", "/home/ma-user/miniconda3", "/opt/conda")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MA_LAUNCH_LOCATIONS = ("/opt/ma-launch/bin/ma-launch", "/home/ma-user/.local/bin/ma-launch")
 SKIPPED_TREES = ("/proc", "/sys", "/dev")
@@ -442,7 +442,7 @@ def _is_env(ctx: Context, image_path: str) -> bool:
 def conda_roots(ctx: Context) -> list[str]:
     """Conda roots in the image (image paths): ANACONDA_DIR first, then the usual places."""
     roots: list[str] = []
-    candidates = [ctx.environ.get("ANACONDA_DIR", ""), *CONDA_ROOTS]
+    candidates = [ctx.environ.get("ANACONDA_DIR", ""), *DEFAULT_ROOTS]
     for candidate in candidates:
         if not candidate or not candidate.startswith("/"):
             continue
@@ -476,7 +476,7 @@ def check_conda(ctx: Context, roots: Sequence[str], envs: Sequence[FoundEnv]) ->
         return Check(
             "conda",
             WARN,
-            "no conda installation found (ANACONDA_DIR, " + ", ".join(CONDA_ROOTS) + ")",
+            "no conda installation found (ANACONDA_DIR, " + ", ".join(DEFAULT_ROOTS) + ")",
             "install conda under /home/ma-user/anaconda3 or set ANACONDA_DIR",
             details,
         )
@@ -601,35 +601,26 @@ def check_ld(ctx: Context, env: FoundEnv) -> Check:
     """Sonames the env's programs and libraries need that nothing provides."""
     cid = f"ld:{env.prefix}"
     host_prefix = ctx.host(env.prefix)
-    import importlib
-    from typing import Any
+    import tempfile
 
-    ldscan: Any
-    try:
-        ldscan = importlib.import_module("launcher.ldscan")
-    except ImportError:  # an older tree without the loader analysis
-        ldscan = None
+    from launcher.ldscan import analyze, env_programs
+
     missing: dict[str, list[str]] = {}
     details: dict[str, object] = {"env": env.name, "prefix": env.prefix}
-    if ldscan is not None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="ma-launch-doctor-") as cache:  # leave no cache behind
-            analysis = ldscan.analyze(host_prefix, None, _ld_environ(ctx), cache_dir=cache)
-        image_dirs = [ctx.host(d) for d in (*SYSTEM_LIB_DIRS, *_ld_conf_dirs(ctx))] if not ctx.live else []
-        for item in analysis.unresolved:
-            if any(os.path.exists(os.path.join(d, item.soname)) for d in image_dirs):
-                continue  # the image's own system libraries provide it
-            missing[item.soname] = sorted(ctx.image(n) if n.startswith("/") else n for n in item.needers)
-        details["added"] = [
-            {"directory": ctx.image(a.directory), "provides": list(a.provides)} for a in analysis.added
-        ]
-        details["method"] = "ldscan"
-        if not ctx.live:
-            details["note"] = "libraries outside the env were looked up on this machine, not in the image"
-    else:
-        missing = basic_missing_sonames(ctx, env.prefix)
-        details["method"] = "basic"
+    with tempfile.TemporaryDirectory(prefix="ma-launch-doctor-") as cache:  # leave no cache behind
+        analysis = analyze(
+            host_prefix, None, _ld_environ(ctx), cache_dir=cache, extra_objects=env_programs(host_prefix)
+        )
+    image_dirs = [ctx.host(d) for d in (*SYSTEM_LIB_DIRS, *_ld_conf_dirs(ctx))] if not ctx.live else []
+    for item in analysis.unresolved:
+        if any(os.path.exists(os.path.join(d, item.soname)) for d in image_dirs):
+            continue  # the image's own system libraries provide it
+        missing[item.soname] = sorted(ctx.image(n) if n.startswith("/") else n for n in item.needers)
+    details["added"] = [
+        {"directory": ctx.image(a.directory), "provides": list(a.provides)} for a in analysis.added
+    ]
+    if not ctx.live:
+        details["note"] = "libraries outside the env were looked up on this machine, not in the image"
     details["unresolved"] = dict(sorted(missing.items()))
     drivers = sorted(s for s in missing if is_driver_soname(s))
     others = sorted(s for s in missing if not is_driver_soname(s))
@@ -653,79 +644,7 @@ def check_ld(ctx: Context, env: FoundEnv) -> Check:
             "expected: the platform mounts the GPU driver at /usr/local/nvidia at run time",
             details,
         )
-    if ldscan is None:
-        return Check(
-            cid,
-            WARN,
-            f"env {env.name}: full analysis unavailable; a basic DT_NEEDED scan found nothing missing",
-            "upgrade ma-launch for the complete loader analysis",
-            details,
-        )
     return Check(cid, PASS, f"env {env.name}: every needed shared library is found", "", details)
-
-
-def elf_dynamic(path: str) -> Optional[tuple[list[str], list[str]]]:
-    """``(needed sonames, rpath+runpath entries)`` of an ELF file, or ``None`` when it is not one."""
-    import struct
-
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    if len(data) < 64 or data[:4] != b"\x7fELF":
-        return None
-    is64 = data[4] == 2
-    end = "<" if data[5] == 1 else ">"
-    try:
-        if is64:
-            phoff, phentsize, phnum = (
-                struct.unpack_from(end + "Q", data, 32)[0],
-                *struct.unpack_from(end + "HH", data, 54),
-            )
-            ph_fmt, dyn_fmt = end + "IIQQQQQQ", end + "qQ"
-        else:
-            phoff, phentsize, phnum = (
-                struct.unpack_from(end + "I", data, 28)[0],
-                *struct.unpack_from(end + "HH", data, 42),
-            )
-            ph_fmt, dyn_fmt = end + "IIIIIIII", end + "iI"
-        loads: list[tuple[int, int, int]] = []
-        dynamic: Optional[tuple[int, int]] = None
-        for i in range(phnum):
-            fields = struct.unpack_from(ph_fmt, data, phoff + i * phentsize)
-            if is64:
-                p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = fields[:6]
-            else:
-                p_type, p_offset, p_vaddr, _paddr, p_filesz = fields[:5]
-            if p_type == 1:
-                loads.append((p_vaddr, p_offset, p_filesz))
-            elif p_type == 2:
-                dynamic = (p_offset, p_filesz)
-        if dynamic is None:
-            return [], []
-        entries: list[tuple[int, int]] = []
-        size = struct.calcsize(dyn_fmt)
-        for off in range(dynamic[0], dynamic[0] + dynamic[1], size):
-            tag, val = struct.unpack_from(dyn_fmt, data, off)
-            if tag == 0:
-                break
-            entries.append((tag, val))
-        strtab = next((v for t, v in entries if t == 5), None)
-        if strtab is None:
-            return [], []
-        str_off = next((o + strtab - va for va, o, sz in loads if va <= strtab < va + sz), strtab)
-
-        def string(at: int) -> str:
-            start = str_off + at
-            stop = data.index(b"\0", start)
-            return data[start:stop].decode("utf-8", "replace")
-
-        needed = [string(v) for t, v in entries if t == 1]
-        paths = [p for t, v in entries if t in (15, 29) for p in string(v).split(":") if p]
-        return needed, paths
-    except (struct.error, ValueError, IndexError):
-        return None
 
 
 SYSTEM_LIB_DIRS = (
@@ -757,43 +676,6 @@ def _ld_conf_dirs(ctx: Context) -> list[str]:
         except OSError:
             continue
     return dirs
-
-
-def basic_missing_sonames(ctx: Context, prefix: str) -> dict[str, list[str]]:
-    """A small stand-in for the loader analysis: every ELF ``*.so*`` below ``prefix/lib`` and every ELF
-    in ``prefix/bin``; a DT_NEEDED soname counts as found in its RPATH/RUNPATH, the env's ``lib``,
-    LD_LIBRARY_PATH and the image's system library directories."""
-    host_prefix = ctx.host(prefix)
-    candidates: list[str] = []
-    for top in ("lib", "bin"):
-        for dirpath, _dirs, files in os.walk(os.path.join(host_prefix, top)):
-            for name in files:
-                if top == "bin" or ".so" in name:
-                    candidates.append(os.path.join(dirpath, name))
-    common = [os.path.join(host_prefix, "lib")]
-    common += [p for p in _ld_environ(ctx).get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")]
-    common += [ctx.host(d) for d in (*SYSTEM_LIB_DIRS, *_ld_conf_dirs(ctx))]
-    missing: dict[str, list[str]] = {}
-    for path in candidates:
-        if os.path.islink(path):
-            continue
-        parsed = elf_dynamic(path)
-        if parsed is None:
-            continue
-        needed, rpaths = parsed
-        origin = os.path.dirname(path)
-        dirs = [
-            r.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)
-            if "ORIGIN" in r
-            else (ctx.host(r) if r.startswith("/") else r)
-            for r in rpaths
-        ]
-        for soname in needed:
-            if "/" in soname:
-                continue
-            if not any(os.path.exists(os.path.join(d, soname)) for d in (*dirs, *common)):
-                missing.setdefault(soname, []).append(ctx.image(path))
-    return missing
 
 
 # ---------------------------------------------------------------- the one walk

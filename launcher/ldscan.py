@@ -187,6 +187,15 @@ class LdAnalysis:
         return lines
 
 
+def env_programs(prefix: str) -> list[str]:
+    """The files in the env's ``bin/`` (for a whole-env report: its programs as well as its libraries)."""
+    bindir = os.path.join(prefix, "bin")
+    try:
+        return sorted(os.path.join(bindir, name) for name in os.listdir(bindir))
+    except OSError:
+        return []
+
+
 def default_cache_dir(environ: Mapping[str, str]) -> str:
     """``$XDG_CACHE_HOME/ma-launch``, else ``~/.cache/ma-launch``."""
     base = environ.get("XDG_CACHE_HOME") or ""

@@ -175,14 +175,6 @@ def test_missing_shared_library_fails(image: ImageRoot, capsys: pytest.CaptureFi
     assert code == 1
 
 
-def test_basic_scan_finds_the_missing_library(image: ImageRoot) -> None:
-    image.add_missing_library()
-    ctx = doctor.make_context(str(image.root), image.image_env_args()[1::2])
-    missing = doctor.basic_missing_sonames(ctx, ENV_ID)
-    assert list(missing) == ["libmissing.so.1"]
-    assert missing["libmissing.so.1"] == [f"{ENV_ID}/lib/libuses_missing.so"]
-
-
 def test_driver_sonames_only_warn_in_ld_check(image: ImageRoot, capsys: pytest.CaptureFixture[str]) -> None:
     from imagekit import compile_needing
 
