@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from launcher.conda import DEFAULT_ROOTS
+from launcher.elf import read_shebang
 from launcher.errors import NotFoundError, UsageError
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -879,18 +880,6 @@ def find_ma_launch(ctx: Context) -> Optional[str]:
     return None
 
 
-def _script_interpreter(host_path: str) -> Optional[str]:
-    try:
-        with open(host_path, "rb") as fh:
-            head = fh.readline(512)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].decode("utf-8", "replace").split()
-    return words[0] if words else None
-
-
 def check_ma_launch(ctx: Context, user: User, program: Optional[str] = None) -> Check:
     program = program or find_ma_launch(ctx)
     if program is None:
@@ -924,7 +913,8 @@ def check_ma_launch(ctx: Context, user: User, program: Optional[str] = None) -> 
         return Check("ma-launch", PASS, f"{program}: {out}", "", details)
     details["method"] = "mode-bits"
     chain = [program]
-    interpreter = _script_interpreter(ctx.host(ctx.resolve(program)))
+    words = read_shebang(ctx.host(ctx.resolve(program)))
+    interpreter = words[0] if words else None
     if interpreter and interpreter.startswith("/") and os.path.basename(interpreter) != "env":
         chain.append(interpreter)
         details["interpreter"] = interpreter

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from stat import S_ISREG
 from typing import Any, Optional
 
-from launcher.elf import ElfInfo, read_elf
+from launcher.elf import ElfInfo, read_elf, read_shebang
 
 __all__ = ["AddedDir", "LdAnalysis", "Unresolved", "analyze", "default_cache_dir"]
 
@@ -522,16 +522,7 @@ def _lib_order(prefix: str) -> Any:
 def _shebang_target(path: str, environ: Mapping[str, str]) -> str:
     """Follow ``#!`` lines (``#!/usr/bin/env python`` included) to the ELF program that runs ``path``."""
     for _ in range(4):
-        if not os.path.isfile(path):
-            return path
-        try:
-            with open(path, "rb") as f:
-                head = f.read(256)
-        except OSError:
-            return path
-        if not head.startswith(b"#!"):
-            return path
-        words = head[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape").split()
+        words = read_shebang(path) if os.path.isfile(path) else None
         if not words:
             return path
         interp, args = words[0], words[1:]

@@ -233,14 +233,9 @@ def looks_like_python(program: Optional[str], argv0: str) -> bool:
         return True
     if program is None:
         return False
-    try:
-        with open(program, "rb") as handle:
-            head = handle.read(256)
-    except OSError:
-        return False
-    if not head.startswith(b"#!"):
-        return False
-    return b"python" in head.split(b"\n", 1)[0]
+    from launcher.elf import read_shebang
+
+    return "python" in " ".join(read_shebang(program) or ())
 
 
 def _is_c_locale(environ: Mapping[str, str]) -> bool:

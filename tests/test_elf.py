@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 from elfkit import build_exe, build_lib, make_elf
@@ -179,3 +180,24 @@ def test_fuzz_mutated_headers(template: bytes, flips: list[tuple[int, int]], cut
             data[pos] = value
     info = parse_elf_bytes(bytes(data[: cut or None]))
     assert info is None or isinstance(info, ElfInfo)
+
+
+def test_read_shebang(tmp_path: Path) -> None:
+    from launcher.elf import read_shebang
+    from launcher.plan import looks_like_python
+
+    script = tmp_path / "s"
+    for text, words in [
+        (b"#!/usr/bin/env python3 -u\nprint()\n", ["/usr/bin/env", "python3", "-u"]),
+        (b"#! /bin/sh\n", ["/bin/sh"]),
+        (b"#!\n", None),
+        (b"echo no\n", None),
+        (b"\x7fELF\x02", None),
+    ]:
+        script.write_bytes(text)
+        assert read_shebang(str(script)) == words
+    assert read_shebang(str(tmp_path / "missing")) is None
+    script.write_bytes(b"#!/opt/env/bin/python3.11\n")
+    assert looks_like_python(str(script), "train-entry")
+    script.write_bytes(b"#!/bin/bash\n")
+    assert not looks_like_python(str(script), "run")
