@@ -19,16 +19,22 @@ from typing import Callable, Optional
 _POSIX_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
 
 
+def _is_safe(word: str) -> bool:
+    """Whether ``word`` means itself unquoted in every shell here. A leading ``=`` does not: zsh expands
+    ``=cmd`` to the path of cmd, and tcsh ``=N`` to a directory-stack entry."""
+    return bool(word) and not word.startswith("=") and all(c in _POSIX_SAFE for c in word)
+
+
 def quote_posix(word: str) -> str:
     """Quote ``word`` for sh, dash, bash, zsh and ksh: single quotes, ``'`` spelled ``'\\''``."""
-    if word and all(c in _POSIX_SAFE for c in word):
+    if _is_safe(word):
         return word
     return "'" + word.replace("'", "'\\''") + "'"
 
 
 def quote_fish(word: str) -> str:
     """Quote ``word`` for fish, where ``\\`` and ``'`` are escapes even inside single quotes."""
-    if word and all(c in _POSIX_SAFE for c in word):
+    if _is_safe(word):
         return word
     return "'" + word.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -40,7 +46,7 @@ def quote_csh(word: str) -> str:
     is written as its own escaped piece (``\\!`` bare, ``'\\<newline>'``) so that no backslash of the value
     can pair with the escape.
     """
-    if word and all(c in _POSIX_SAFE for c in word):
+    if _is_safe(word):
         return word
     out: list[str] = []
     run: list[str] = []
