@@ -303,3 +303,21 @@ def test_workdir_not_accessible_to_an_unprivileged_user(tmp_path: Path) -> None:
             assert not marker.exists()
     finally:
         shutil.rmtree(top)
+
+
+def test_runs_on_the_oldest_supported_python(tmp_path: Path) -> None:
+    """The launch path is stdlib only and must work on an image's Python 3.9."""
+    python39 = need("python3.9")
+    env_dir = make_env(tmp_path / "e", state={"X": "y"}, scripts={"a.sh": "export S=1\n"})
+    code = "import os, sys; print(os.environ['X'], os.environ['S'])"
+    for extra in ([], ["--init", "always"], ["--dry-run", "--shell", "sh"]):
+        result = subprocess.run(
+            [python39, "-m", "launcher", "-q", *extra, "-p", str(env_dir), "--", "python", "-c", code],
+            env=base_env(tmp_path),
+            capture_output=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        if extra and extra[0] == "--dry-run":
+            result = subprocess.run(["sh", "-c", result.stdout.decode()], capture_output=True, timeout=60)
+        assert result.stdout == b"y 1\n", result.stderr
