@@ -266,6 +266,8 @@ def help_text(prog: str = "ma-launch") -> str:
         "",
         "options:",
     ]
+    import textwrap
+
     for option in (*OPTIONS, *BAKE_OPTIONS):
         names = ", ".join(option.flags)
         if option.metavar:
@@ -274,11 +276,18 @@ def help_text(prog: str = "ma-launch") -> str:
         env = f" (${option.env_name})" if option.env else ""
         if option in BAKE_OPTIONS:
             env = " (bake)"
-        lines.append(f"  {names:<26} {option.help}{extra}{env}")
+        text = textwrap.wrap(option.help + extra + env, width=72)
+        if len(names) > 26:
+            lines.append(f"  {names}")
+            lines += [" " * 29 + piece for piece in text]
+        else:
+            lines.append(f"  {names:<26} {text[0]}")
+            lines += [" " * 29 + piece for piece in text[1:]]
     lines += [
         "",
         "Every option can also be set by its MA_LAUNCH_* variable (baked into an image); flags win.",
         "Exit status: the program's own; 2 usage, 65 bad data, 66 not found, 69 tool missing,",
-        "77 no permission, 78 bad configuration, 126 cannot execute, 127 command not found.",
+        "75 rank table timeout, 77 no permission, 78 bad configuration, 126 cannot execute,",
+        "127 command not found.",
     ]
     return "\n".join(lines)
