@@ -182,7 +182,7 @@ class LdAnalysis:
             lines.insert(
                 0,
                 "LD_LIBRARY_PATH: nothing the env provides is missing "
-                f"({self.objects_scanned} objects checked)",
+                f"({self.objects_scanned} object{'' if self.objects_scanned == 1 else 's'} checked)",
             )
         return lines
 
