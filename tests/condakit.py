@@ -13,7 +13,7 @@ from needs import need
 
 __all__ = ["REAL_PYTHON", "make_env", "make_root", "need", "write_exe"]
 
-#: The real interpreter (not a version manager's shim script), so a symlink to it behaves like an env's python.
+#: The real interpreter (not a version manager's shim script): a symlink to it acts as an env's python.
 REAL_PYTHON = os.path.realpath(sys.executable)
 
 
