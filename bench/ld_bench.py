@@ -1,4 +1,4 @@
-"""Benchmark of the targeted LD_LIBRARY_PATH analysis (``launcher.ldscan.analyze``).
+"""Benchmark of the targeted LD_LIBRARY_PATH analysis (``launcher.ld.analysis.analyze``).
 
 Builds synthetic envs shaped like real ones - conda libraries in ``lib/`` with ``RPATH $ORIGIN``,
 packages in ``site-packages`` with extension modules (some with ``RUNPATH $ORIGIN/...``), vendored
@@ -167,7 +167,7 @@ CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
-from launcher.ldscan import analyze
+from launcher.ld.analysis import analyze
 t1 = time.perf_counter()
 r = analyze(sys.argv[2], sys.argv[3], {"PATH": "/usr/bin:/bin"}, cache_dir=sys.argv[4])
 t2 = time.perf_counter()
@@ -222,13 +222,13 @@ def measure(prefix: str, cache_root: str, runs: int) -> dict[str, float]:
 PLAN = r"""
 import json, os, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
-from launcher.plan import Request, build_plan
+from launcher.core.build import Request, build_plan
 prefix, env = sys.argv[2], {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": sys.argv[3]}
 def once(mode):
     command = (prefix + "/bin/python3", "-c", "pass")
     request = Request(command=command, prefix=prefix, workdir=prefix, ld_mode=mode)
     t = time.perf_counter(); build_plan(request, env, prefix); return 1000 * (time.perf_counter() - t)
-t = time.perf_counter(); import launcher.ldscan; imp = 1000 * (time.perf_counter() - t)
+t = time.perf_counter(); import launcher.ld.analysis; imp = 1000 * (time.perf_counter() - t)
 once("auto")
 off = statistics.median(once("off") for _ in range(int(sys.argv[4])))
 auto = statistics.median(once("auto") for _ in range(int(sys.argv[4])))
@@ -335,7 +335,7 @@ def main() -> None:
                 f"{r['cold_rss_mb']:>6.1f}MB {r['warm_rss_mb']:>6.1f}MB"
             )
         print(
-            "cold/warm ms: analyze() in the child; import: importing launcher.ldscan (dataclasses included);"
+            "cold/warm ms: analyze() in the child; import: importing the LD analysis module;"
             " wall: the whole child process, interpreter start-up included"
         )
         print()

@@ -42,7 +42,7 @@ ENV = environment()
 
 def supervised(argv: list[str], *flags: str) -> list[str]:
     code = (
-        "import os\nfrom launcher.supervise import run_supervised\n"
+        "import os\nfrom launcher.run.supervise import run_supervised\n"
         f"run_supervised({argv!r}, os.environ, quiet=True)"
     )
     return [PY, *flags, "-c", code]
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
     # compile the modules once, so every measured run loads bytecode
-    subprocess.run([PY, "-c", "import launcher.supervise"], env=ENV, cwd=str(ROOT), check=True)
+    subprocess.run([PY, "-c", "import launcher.run.supervise"], env=ENV, cwd=str(ROOT), check=True)
 
     job = ["sleep", "1"]
     rounds = max(3, args.rounds // 3)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from launcher.channels import (
+from launcher.errors import UsageError
+from launcher.modelarts.channels import (
     ChannelSplit,
     channel_names,
     env_name,
@@ -17,7 +18,6 @@ from launcher.channels import (
     split_channel_args,
     trailing_start,
 )
-from launcher.errors import UsageError
 
 DATA = "/home/ma-user/modelarts/inputs/data_url_0/"
 TRAIN = "/home/ma-user/modelarts/outputs/train_url_0/"

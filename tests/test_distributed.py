@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from launcher.distributed import DEFAULT_RDZV_ID, DistEnv, dist_env, job_id, torchrun_argv
 from launcher.errors import ConfigError, UsageError
-from launcher.platform import detect_platform
+from launcher.modelarts.distributed import DEFAULT_RDZV_ID, DistEnv, dist_env, job_id, torchrun_argv
+from launcher.modelarts.platform import detect_platform
 
 JOB = "ma-job-0f1e"
 HOSTS = f"{JOB}-worker-0.{JOB},{JOB}-worker-1.{JOB}"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from imagekit import GID, UID, ImageRoot, chown_tree, need, need_root, need_tool, public_tmp, write
 
-from launcher import doctor
-from launcher.app import run
+from launcher.cli.app import run
+from launcher.image import doctor
 
 REPO = Path(__file__).resolve().parent.parent
 

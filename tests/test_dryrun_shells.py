@@ -17,7 +17,7 @@ from condakit import REAL_PYTHON, make_env, need, write_exe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from launcher.shells import (
+from launcher.render.shells import (
     CSH,
     FISH,
     POSIX,

@@ -9,7 +9,7 @@ from elfkit import build_exe, build_lib, make_elf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from launcher.elf import ElfInfo, parse_elf_bytes, read_elf
+from launcher.ld.elf import ElfInfo, parse_elf_bytes, read_elf
 
 SYSTEM_LIBSTDCXX = [
     p
@@ -183,8 +183,8 @@ def test_fuzz_mutated_headers(template: bytes, flips: list[tuple[int, int]], cut
 
 
 def test_read_shebang(tmp_path: Path) -> None:
-    from launcher.elf import read_shebang
-    from launcher.plan import looks_like_python
+    from launcher.core.build import looks_like_python
+    from launcher.ld.elf import read_shebang
 
     script = tmp_path / "s"
     for text, words in [

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from elfkit import build_exe, build_lib, build_pyext, make_elf, require_tool, run
 
-from launcher.ldscan import _MAGIC, AddedDir, LdAnalysis, Unresolved, _parse_ld_so_cache, analyze
+from launcher.ld.analysis import _MAGIC, AddedDir, LdAnalysis, Unresolved, _parse_ld_so_cache, analyze
 
 CLEAN: dict[str, str] = {"PATH": "/usr/bin:/bin"}
 PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -281,7 +281,7 @@ def test_unreadable_files_and_dirs_as_an_unprivileged_user(shared_tmp: str) -> N
                 os.chmod(p, os.stat(p).st_mode | 0o755)  # noqa: S103
     code = (
         "import json, sys; sys.path.insert(0, sys.argv[1]);"
-        "from launcher.ldscan import analyze;"
+        "from launcher.ld.analysis import analyze;"
         "r = analyze(sys.argv[2], sys.argv[3], {'PATH': '/usr/bin'}, cache_dir=sys.argv[4]);"
         "print(json.dumps(r.to_json()))"
     )

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.lint import LintWarning, lint, split_commands, tokenize
-from launcher.platform import LOCAL, Platform
+from launcher.modelarts.lint import LintWarning, lint, split_commands, tokenize
+from launcher.modelarts.platform import LOCAL, Platform
 
 V2 = Platform("v2", ("MA_VJ_NAME",))
 V1 = Platform("v1", ("DLS_TASK_INDEX",))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from launcher.cli.options import OPTIONS, help_text, parse
 from launcher.errors import UsageError
-from launcher.options import OPTIONS, help_text, parse
 
 
 def test_options_stop_at_the_command() -> None:
@@ -75,7 +75,7 @@ def test_bad_options(argv: list[str], env: dict[str, str], match: str) -> None:
     ],
 )
 def test_wants_debug_reads_only_our_options(argv: list[str], expected: bool) -> None:
-    from launcher.options import wants_debug
+    from launcher.cli.options import wants_debug
 
     assert wants_debug(argv, {}) is expected
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from imagekit import GID, PYVER, UID, ImageRoot, make_conda_env, need, need_root, write
 
-from launcher import doctor, pack
-from launcher.app import run
+from launcher.cli.app import run
+from launcher.image import doctor, pack
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -387,7 +387,7 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
         [
             str(venv / "bin" / "python"),
             "-c",
-            "from launcher.app import run; import sys; sys.exit(run(['pack', '--help']))",
+            "from launcher.cli.app import run; import sys; sys.exit(run(['pack', '--help']))",
         ],
         capture_output=True,
         text=True,

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from condakit import make_env, make_root, write_exe
 
-from launcher.activation import prepend_entries, split_path
-from launcher.conda import choose_env, validate_name
+from launcher.core.activation import prepend_entries, split_path
+from launcher.core.build import Request, build_plan
+from launcher.core.conda import choose_env, validate_name
 from launcher.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -19,7 +20,6 @@ from launcher.errors import (
     UnavailableError,
     UsageError,
 )
-from launcher.plan import Request, build_plan
 
 
 def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ignore[no-untyped-def]

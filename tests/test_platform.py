@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from launcher.platform import LOCAL, Platform, detect_platform
+from launcher.modelarts.platform import LOCAL, Platform, detect_platform
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from launcher.errors import ConfigError, DataError, TimeoutError_, UsageError
-from launcher.ranktable import RankTable, convert_template2, prepare_rank_table
+from launcher.modelarts.ranktable import RankTable, convert_template2, prepare_rank_table
 
 # The two examples of modelarts.md, verbatim.
 DOC_T2 = {

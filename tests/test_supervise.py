@@ -2,7 +2,7 @@
 
 PID-1 tests run the supervisor as PID 1 of a new PID namespace (``unshare --pid --fork --mount-proc``, needs
 root); without it they skip locally and fail under CI=true. The supervisor is driven through its debug entry
-``python -m launcher.supervise``; the programs it runs are in ``supervise_progs.py``.
+``python -m launcher.run.supervise``; the programs it runs are in ``supervise_progs.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Callable, Optional
 import pytest
 from needs import missing
 
-from launcher import supervise
 from launcher.errors import UsageError
+from launcher.run import supervise
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = str(Path(__file__).resolve().parent / "supervise_progs.py")
@@ -42,7 +42,7 @@ def base_env() -> dict[str, str]:
 
 
 def supervisor(*command: str, grace: float = 5.0, quiet: bool = False) -> list[str]:
-    args = [PY, "-m", "launcher.supervise", "--grace", str(grace)]
+    args = [PY, "-m", "launcher.run.supervise", "--grace", str(grace)]
     if quiet:
         args.append("--quiet")
     return [*args, "--", *command]
@@ -187,7 +187,7 @@ def test_no_warnings_for_an_ordinary_process() -> None:
 
 
 def pid1_script(mode: str) -> str:
-    return f"from launcher.supervise import pid1_warnings; print(pid1_warnings({mode!r}))"
+    return f"from launcher.run.supervise import pid1_warnings; print(pid1_warnings({mode!r}))"
 
 
 def test_never_at_pid1_warns_about_sigterm() -> None:
@@ -383,7 +383,7 @@ def test_run_supervised_raises_launch_errors() -> None:
     from launcher.errors import CommandNotFound
 
     code = (
-        "from launcher.supervise import run_supervised\n"
+        "from launcher.run.supervise import run_supervised\n"
         "from launcher.errors import CommandNotFound\n"
         "import os, signal\n"
         "try:\n"
@@ -400,7 +400,7 @@ def test_command_is_looked_up_on_the_given_path(tmp_path: Path) -> None:
     tool.write_text("#!/bin/sh\nexit 5\n")
     tool.chmod(0o755)
     code = (
-        "import os\nfrom launcher.supervise import run_supervised\n"
+        "import os\nfrom launcher.run.supervise import run_supervised\n"
         f"env = dict(os.environ, PATH={str(tmp_path)!r} + ':/usr/bin:/bin')\n"
         "run_supervised(['only-here'], env, quiet=True)\n"
     )

@@ -54,7 +54,7 @@ def test_the_resident_supervisor_is_the_lean_interpreter(tmp_path: Path) -> None
     wait_file(ready)
     argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
     assert b"-I" in argv and b"-S" in argv, argv  # same PID, new isolated interpreter without site
-    assert any(b"launcher.supervise" in word for word in argv)
+    assert any(b"launcher.run.supervise" in word for word in argv)
     program = int(ready.read_text())
     assert Path(f"/proc/{program}/stat").read_text().split(") ")[1].split()[1] == str(proc.pid)
     os.kill(proc.pid, signal.SIGTERM)

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from launcher.platform import Platform
+from launcher.modelarts.platform import Platform
 
 SHELLS = frozenset({"bash", "sh", "dash", "zsh", "ksh", "ash"})
 SOURCE = frozenset({"source", "."})

@@ -553,8 +553,8 @@ def _size(size: float) -> str:
 
 
 def _main(args: list[str]) -> NoReturn:
-    """Entry of the lean supervisor process (``launcher.execute.run_plan`` execs into it); also
-    ``python -m launcher.supervise [--grace S] [--quiet] [--] COMMAND...`` for debugging."""
+    """Entry of the lean supervisor process (``launcher.run.execute.run_plan`` execs into it); also
+    ``python -m launcher.run.supervise [--grace S] [--quiet] [--] COMMAND...`` for debugging."""
     grace, quiet = DEFAULT_GRACE, False
     while args and args[0].startswith("--"):
         option = args.pop(0)

@@ -1,6 +1,6 @@
 """The subcommands of ma-launch (``ma-launch doctor …``, ``ma-launch pack …``), built with typer.
 
-``launcher.cli`` hands argv here when its first word names a subcommand; the launch path never imports
+``launcher.cli.main`` hands argv here when its first word names a subcommand; the launch path never imports
 this module. :func:`run` returns the exit code instead of exiting, and turns every
 :class:`~launcher.errors.LaunchError` into the usual one line on stderr.
 
@@ -69,7 +69,7 @@ def doctor(
 
     Exit status: 0 when no check fails (warnings allowed), 1 when a check fails, 2 for bad usage.
     """
-    from launcher import doctor as doc
+    from launcher.image import doctor as doc
 
     ctx = doc.make_context(root, image_env or (), baseline, progress=not as_json and _stderr_is_terminal())
     checks = doc.run_checks(ctx)
@@ -124,7 +124,7 @@ def pack(
 ) -> None:
     """Pack a conda env for a custom image (conda-pack with the image's final path) and print the
     Dockerfile lines that install it."""
-    from launcher import pack as packing
+    from launcher.image import pack as packing
 
     request = packing.PackRequest(
         name=name,

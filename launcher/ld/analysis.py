@@ -1,6 +1,6 @@
 """Targeted LD_LIBRARY_PATH: prepend exactly the env directories the dynamic loader would otherwise miss.
 
-``analyze(prefix, program, environ)`` reads the ELF dynamic sections (:mod:`launcher.elf`) of the program,
+``analyze(prefix, program, environ)`` reads the ELF dynamic sections (:mod:`launcher.ld.elf`) of the program,
 of the env's Python when the program is Python, and of every shared object under the env (``lib/``,
 ``lib64/``, ``site-packages/**`` with its ``nvidia/*/lib``, ``torch/lib``, ``*.libs`` ...). For each
 ``DT_NEEDED`` entry it searches as glibc's loader does:
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from stat import S_ISREG
 from typing import Any, Optional
 
-from launcher.elf import ElfInfo, read_elf, read_shebang
+from launcher.ld.elf import ElfInfo, read_elf, read_shebang
 
 __all__ = ["AddedDir", "LdAnalysis", "Unresolved", "analyze", "default_cache_dir"]
 

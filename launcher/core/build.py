@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from launcher import activation
-from launcher.activation import Change
-from launcher.conda import EnvChoice, choose_env
-from launcher.distributed import DistEnv
+from launcher.core import activation
+from launcher.core.activation import Change
+from launcher.core.conda import EnvChoice, choose_env
 from launcher.errors import (
     AccessError,
     CommandNotExecutable,
@@ -26,7 +25,8 @@ from launcher.errors import (
     UnavailableError,
     UsageError,
 )
-from launcher.platform import LOCAL, Platform
+from launcher.modelarts.distributed import DistEnv
+from launcher.modelarts.platform import LOCAL, Platform
 
 DEFAULT_WORKDIR = "/home/ma-user"
 LD_MODES = ("auto", "prefix", "off")
@@ -233,7 +233,7 @@ def looks_like_python(program: Optional[str], argv0: str) -> bool:
         return True
     if program is None:
         return False
-    from launcher.elf import read_shebang
+    from launcher.ld.elf import read_shebang
 
     return "python" in " ".join(read_shebang(program) or ())
 
@@ -286,7 +286,7 @@ def build_plan(
     warnings: list[str] = []
     problems: list[LaunchError] = []
 
-    from launcher.platform import detect_platform
+    from launcher.modelarts.platform import detect_platform
 
     platform = detect_platform(environ)
     decisions.append(f"platform: {platform.describe()}")
@@ -377,14 +377,14 @@ def _apply_ld(
     """Change LD_LIBRARY_PATH for ``mode``; keep the original value in MA_LAUNCH_ORIG_LD_LIBRARY_PATH.
 
     ``auto`` adds exactly the env directories that provide what the loader would not find (see
-    :mod:`launcher.ldscan`; side effect: its cache under ~/.cache/ma-launch).
+    :mod:`launcher.ld.analysis`; side effect: its cache under ~/.cache/ma-launch).
     """
     if mode == "off":
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (--ld-library-path off)",))
     if prefix is None:
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (no env)",))
     if mode == "auto":
-        from launcher.ldscan import analyze
+        from launcher.ld.analysis import analyze
 
         analysis = analyze(prefix, program, builder.env)
         lines = analysis.explain_lines()
@@ -423,7 +423,7 @@ def _split_channels(
     variables made from them."""
     if request.channel_args == "pass":
         return request.command, {}
-    from launcher.channels import split_channel_args
+    from launcher.modelarts.channels import split_channel_args
 
     # After -c every word is appended; otherwise the first word is the program and never a channel.
     words = ["-c", *request.command] if request.shell_line is not None else list(request.command)
@@ -443,7 +443,7 @@ def _apply_dist(
     """Derive the distributed variables (unless --no-dist-env; --torchrun needs the values anyway)."""
     if not request.dist_env and not request.torchrun:
         return None
-    from launcher.distributed import dist_env
+    from launcher.modelarts.distributed import dist_env
 
     dist = dist_env(
         builder.env, platform, master_port=request.master_port, world_per_node=request.world_per_node
@@ -469,7 +469,7 @@ def _lint(
     changes: Sequence[Change],
 ) -> list[str]:
     """Boot-line warnings; under --strict-lint the first one is an error."""
-    from launcher.lint import lint
+    from launcher.modelarts.lint import lint
 
     declared = [c.name for c in changes if c.source.endswith((".json", "state"))]
     found = lint(
@@ -505,7 +505,7 @@ def _compose_argv(
         decisions.append(f"the -c line runs with {shell} -c")
         argv = [shell, "-c", line]
     elif request.torchrun and dist is not None:  # dist is always derived for --torchrun
-        from launcher.distributed import job_id, torchrun_argv
+        from launcher.modelarts.distributed import job_id, torchrun_argv
 
         if not command:
             raise UsageError(

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Optional
 from launcher.errors import ConfigError, LaunchError, UsageError
 
 if TYPE_CHECKING:
-    from launcher.options import Parsed
-    from launcher.plan import LaunchPlan, Request
+    from launcher.cli.options import Parsed
+    from launcher.core.build import LaunchPlan, Request
 
 PREFIX = "ma-launch: "
 #: Subcommands with their own options, run by the typer app; ``bake`` shares the launch options.
@@ -30,10 +30,10 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     """Entry point of the ``ma-launch`` console script and ``python -m launcher``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in TYPER_SUBCOMMANDS:
-        from launcher.app import run
+        from launcher.cli.app import run
 
         sys.exit(run(args))
-    from launcher.options import wants_debug
+    from launcher.cli.options import wants_debug
 
     debug = wants_debug(args, os.environ)
     try:
@@ -55,8 +55,8 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
 
 
 def _launch(args: list[str]) -> int:
-    from launcher import options
-    from launcher.plan import build_plan
+    from launcher.cli import options
+    from launcher.core.build import build_plan
 
     bake = bool(args) and args[0] == "bake"
     parsed = options.parse(args[1:] if bake else args, os.environ, options.BAKE_OPTIONS if bake else ())
@@ -79,25 +79,25 @@ def _launch(args: list[str]) -> int:
         return _bake(plan, parsed, args)
     if dry_run:
         return _dry_run(plan, parsed.text("shell"), as_json=parsed.flag("json"), quiet=quiet)
-    from launcher.supervise import pid1_warnings
+    from launcher.run.supervise import pid1_warnings
 
     init = parsed.text("init") or "auto"
     grace = _grace(parsed.text("grace"))
     if not quiet:
-        from launcher.explain import explanation
+        from launcher.render.explain import explanation
 
         for warning in [*plan.warnings, *pid1_warnings(init)]:
             say(f"warning: {warning}")
         for line in explanation(plan, every_variable=verbose):
             say(line)
-    from launcher.execute import run_plan
+    from launcher.run.execute import run_plan
 
     return run_plan(plan, init=init, grace=grace, quiet=quiet)
 
 
 def _request(parsed: Parsed) -> Request:
     """The plan request from parsed options."""
-    from launcher.plan import Request
+    from launcher.core.build import Request
 
     names = parsed.text("channel_names")
     extra = parsed.values.get("torchrun_arg")
@@ -129,8 +129,8 @@ def _ld_report(parsed: Parsed) -> int:
     import dataclasses
     import json
 
-    from launcher.ldscan import analyze, env_programs
-    from launcher.plan import build_plan
+    from launcher.core.build import build_plan
+    from launcher.ld.analysis import analyze, env_programs
 
     # Plan without LD changes (for the env, its activation and the program), then analyse the program
     # and every program in the env's bin/ as well: a report is for the whole env.
@@ -177,8 +177,8 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool, quiet: bool) ->
             "rank table: at launch, ma-launch waits for RANK_TABLE_FILE to be completed, converts it to "
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
-    from launcher.activation import Change
-    from launcher.ranktable import prepare_rank_table
+    from launcher.core.activation import Change
+    from launcher.modelarts.ranktable import prepare_rank_table
 
     table = prepare_rank_table(
         os.environ,
@@ -212,14 +212,14 @@ def _number(text: Optional[str], flag: str, default: float, *, integer: bool = F
 
 
 def _grace(text: Optional[str]) -> float:
-    from launcher.supervise import DEFAULT_GRACE
+    from launcher.run.supervise import DEFAULT_GRACE
 
     return float(_number(text, "--grace", DEFAULT_GRACE))
 
 
 def _bake(plan: LaunchPlan, parsed: Parsed, args: Sequence[str]) -> int:
     from launcher import __version__
-    from launcher.bake import bake_script, write_script
+    from launcher.render.bake import bake_script, write_script
 
     if _rank_table_active(parsed):
         raise ConfigError(
@@ -248,8 +248,8 @@ def _cwd() -> str:
 
 
 def _dry_run(plan: LaunchPlan, shell: Optional[str], *, as_json: bool, quiet: bool) -> int:
-    from launcher.explain import dry_run_line, explanation, plan_json
-    from launcher.shells import POSIX, SHELL_NAMES, detect_shell, dialect_for
+    from launcher.render.explain import dry_run_line, explanation, plan_json
+    from launcher.render.shells import POSIX, SHELL_NAMES, detect_shell, dialect_for
 
     if shell is not None:
         dialect = dialect_for(shell)

@@ -13,8 +13,8 @@ import signal
 import sys
 from typing import NoReturn
 
+from launcher.core.build import LaunchPlan
 from launcher.errors import CommandNotExecutable, CommandNotFound, LaunchError
-from launcher.plan import LaunchPlan
 
 
 def prepare_process() -> None:
@@ -48,7 +48,7 @@ def exec_plan(plan: LaunchPlan) -> NoReturn:
 #: Runs in a fresh ``python -I -S``: puts the package on sys.path and starts the supervisor alone.
 _SUPERVISOR_BOOT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "from launcher.supervise import _main; _main(sys.argv[1:])"
+    "from launcher.run.supervise import _main; _main(sys.argv[1:])"
 )
 
 
@@ -57,9 +57,9 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
 
     The supervisor stays resident for the whole job, so it does not run in this process, which holds
     everything the planning imported: this process execs (same PID) a fresh interpreter in isolated mode
-    without site-packages that imports only :mod:`launcher.supervise`, with the plan's environment.
+    without site-packages that imports only :mod:`launcher.run.supervise`, with the plan's environment.
     """
-    from launcher import supervise
+    from launcher.run import supervise
 
     if not supervise.should_supervise(init):
         exec_plan(plan)
@@ -67,7 +67,9 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
         raise plan.problems[0]
     os.chdir(plan.workdir)
     args = ["--grace", repr(grace), *(["--quiet"] if quiet else []), "--", *plan.argv]
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import launcher
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(launcher.__file__)))
     if sys.executable and os.access(sys.executable, os.X_OK):
         prepare_process()
         with contextlib.suppress(OSError):  # no exec possible: supervise from here instead

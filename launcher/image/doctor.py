@@ -2,7 +2,7 @@
 
 The image is either the running system (root ``/``) or an unpacked image root (``docker export``
 extracted into a directory). Every check returns a :class:`Check`; :func:`run_checks` runs them all
-and :func:`render_table` / :func:`to_json` present the result. Exit status (see ``launcher.app``):
+and :func:`render_table` / :func:`to_json` present the result. Exit status (see ``launcher.cli.app``):
 0 when no check fails, 1 when any check fails, 2 for bad usage.
 
 Nothing here changes the checked image. On the live image, checks about permissions run a real
@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from launcher.conda import DEFAULT_ROOTS
-from launcher.elf import read_shebang
+from launcher.core.conda import DEFAULT_ROOTS
 from launcher.errors import NotFoundError, UsageError
+from launcher.ld.elf import read_shebang
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)
@@ -604,7 +604,7 @@ def check_ld(ctx: Context, env: FoundEnv) -> Check:
     host_prefix = ctx.host(env.prefix)
     import tempfile
 
-    from launcher.ldscan import analyze, env_programs
+    from launcher.ld.analysis import analyze, env_programs
 
     missing: dict[str, list[str]] = {}
     details: dict[str, object] = {"env": env.name, "prefix": env.prefix}

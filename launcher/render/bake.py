@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from launcher.core.build import LaunchPlan
 from launcher.errors import UsageError
-from launcher.plan import LaunchPlan
 
 
 def bake_script(plan: LaunchPlan, *, version: str, command_line: Sequence[str]) -> str:
     """The text of the boot script for ``plan``; ``command_line`` is the ma-launch invocation that made it."""
-    from launcher.explain import dry_run_line
-    from launcher.shells import POSIX, quote_posix
+    from launcher.render.explain import dry_run_line
+    from launcher.render.shells import POSIX, quote_posix
 
     if plan.problems:
         raise plan.problems[0]

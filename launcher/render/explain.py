@@ -8,8 +8,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from launcher.plan import LaunchPlan
-from launcher.shells import Assignment, Dialect, render_line
+from launcher.core.build import LaunchPlan
+from launcher.render.shells import Assignment, Dialect, render_line
 
 _SECRET = re.compile(r"SECRET|TOKEN|PASSW|CREDENTIAL|PRIVATE|(^|_)(AK|SK|KEY|API_KEY)($|_)", re.IGNORECASE)
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -42,7 +42,7 @@ def explanation(plan: LaunchPlan, *, every_variable: bool) -> list[str]:
 
 
 def _printable(word: str) -> str:
-    from launcher.shells import quote_posix
+    from launcher.render.shells import quote_posix
 
     return quote_posix(word).encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from launcher.errors import ConfigError, UsageError
-from launcher.platform import Platform
+from launcher.modelarts.platform import Platform
 
 DEFAULT_MASTER_PORT = 6060
 DEFAULT_RDZV_ID = "ma-launch"

@@ -74,7 +74,7 @@ def resolve_env(request: PackRequest) -> tuple[str, str]:
             raise NotFoundError(f"env prefix {prefix} does not exist", hint="check -p/--prefix")
         name = os.path.basename(prefix.rstrip("/"))
     else:
-        from launcher.conda import find_by_name
+        from launcher.core.conda import find_by_name
 
         env = find_by_name(request.name or "", os.environ)
         prefix, name = env.prefix, env.name

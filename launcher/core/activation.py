@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from launcher.conda import Env
+from launcher.core.conda import Env
 from launcher.errors import ConfigError, DataError, UnavailableError
 
 UNSET = "***unset***"
