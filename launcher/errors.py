@@ -77,3 +77,23 @@ class CommandNotFound(LaunchError):
     """The command is not on PATH or the file does not exist."""
 
     exit_code = 127
+
+
+def exec_error(name: str, code: int, strerror: str = "") -> LaunchError:
+    """The error for a failed exec of ``name`` with errno ``code``, with the shell's exit codes: 127 when
+    it is not found, 126 when it cannot run. The one errno mapping, for the executor and the supervisor."""
+    import errno
+
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return CommandNotFound(f"{name}: not found", hint="check the command, or the #! line of the script")
+    if code == errno.ENOEXEC:
+        return CommandNotExecutable(
+            f"{name}: not a program this system can run (no #! line, or another architecture)",
+            hint="add a #! line, or run it with its interpreter",
+        )
+    if code in (errno.EACCES, errno.EPERM):
+        return CommandNotExecutable(f"{name}: permission denied", hint=f"chmod +x {name}")
+    import os
+
+    reason = strerror or (os.strerror(code) if code else "unknown error")
+    return CommandNotExecutable(f"{name}: cannot be executed: {reason}", hint="check the command")

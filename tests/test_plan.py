@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from condakit import make_env, make_root, write_exe
 
-from launcher.core.activation import prepend_entries, split_path
 from launcher.core.build import Request, build_plan
 from launcher.core.conda import choose_env, validate_name
+from launcher.core.paths import prepend_entries, split_path
 from launcher.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -20,6 +20,7 @@ from launcher.errors import (
     UnavailableError,
     UsageError,
 )
+from launcher.run.activate import run_scripts_in_bash
 
 
 def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ignore[no-untyped-def]
@@ -28,7 +29,7 @@ def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ig
     kw.setdefault("workdir", str(work))
     kw.setdefault("command", ("true",))
     base = {"PATH": "/usr/bin:/bin", **environ}
-    return build_plan(Request(**kw), base, str(tmp_path))  # type: ignore[arg-type]
+    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_scripts_in_bash)  # type: ignore[arg-type]
 
 
 # --- env resolution -----------------------------------------------------------------------------
@@ -292,9 +293,14 @@ def test_python_variables_respect_the_user(tmp_path: Path) -> None:
 def test_workdir_default_and_problems(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    plan = build_plan(Request(command=("true",)), {"MA_HOME": str(home), "PATH": "/bin"}, "/")
+    plan = build_plan(
+        Request(command=("true",)),
+        {"MA_HOME": str(home), "PATH": "/bin"},
+        "/",
+        script_runner=run_scripts_in_bash,
+    )
     assert plan.workdir == str(home) and plan.environ["PWD"] == str(home)
-    plan = build_plan(Request(command=("true",)), {"PATH": "/bin"}, "/")
+    plan = build_plan(Request(command=("true",)), {"PATH": "/bin"}, "/", script_runner=run_scripts_in_bash)
     assert plan.workdir == "/home/ma-user"
     plan = plan_for(tmp_path, {}, workdir=str(tmp_path / "missing"))
     assert isinstance(plan.problems[0], NotFoundError) and "--workdir" in (plan.problems[0].hint or "")

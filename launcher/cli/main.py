@@ -57,6 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
 def _launch(args: list[str]) -> int:
     from launcher.cli import options
     from launcher.core.build import build_plan
+    from launcher.run.activate import run_scripts_in_bash
 
     bake = bool(args) and args[0] == "bake"
     parsed = options.parse(args[1:] if bake else args, os.environ, options.BAKE_OPTIONS if bake else ())
@@ -72,7 +73,7 @@ def _launch(args: list[str]) -> int:
     verbose = parsed.flag("verbose") or parsed.flag("debug")
     if parsed.flag("ld_report"):
         return _ld_report(parsed)
-    plan = build_plan(_request(parsed), os.environ, _cwd())
+    plan = build_plan(_request(parsed), os.environ, _cwd(), script_runner=run_scripts_in_bash)
     dry_run = parsed.flag("dry_run") or parsed.flag("json") or bake
     plan = _rank_table(plan, parsed, wait=not dry_run, quiet=quiet)
     if bake:
@@ -131,13 +132,14 @@ def _ld_report(parsed: Parsed) -> int:
 
     from launcher.core.build import build_plan
     from launcher.ld.analysis import analyze, env_programs
+    from launcher.run.activate import run_scripts_in_bash
 
     # Plan without LD changes (for the env, its activation and the program), then analyse the program
     # and every program in the env's bin/ as well: a report is for the whole env.
     request = dataclasses.replace(_request(parsed), ld_mode="off")
     if not request.command and request.shell_line is None:
         request = dataclasses.replace(request, command=("python",))
-    plan = build_plan(request, os.environ, _cwd())
+    plan = build_plan(request, os.environ, _cwd(), script_runner=run_scripts_in_bash)
     env = plan.choice.env
     if env is None:
         raise UsageError("--ld-report needs an env and none was found", hint="give -n ENV or -p PREFIX")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from launcher.core import paths
 from launcher.core.conda import Env
 from launcher.errors import ConfigError, DataError, UnavailableError
 
@@ -29,26 +30,13 @@ class Change:
     source: str
 
 
-def split_path(value: Optional[str]) -> list[str]:
-    """The non-empty entries of a ``:``-separated list (an empty entry would mean the current directory)."""
-    return [entry for entry in (value or "").split(os.pathsep) if entry]
-
-
-def prepend_entries(value: Optional[str], front: Sequence[str], drop: Sequence[str] = ()) -> str:
-    """``front`` followed by the old entries, without duplicates of ``front``, without ``drop`` and without
-    empty entries."""
-    skip = set(front) | set(drop)
-    rest = [entry for entry in split_path(value) if entry not in skip]
-    return os.pathsep.join([*front, *rest])
-
-
 def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
     """PATH and the CONDA_* variables that ``conda activate`` sets for ``env``."""
     changes: list[Change] = []
     src = "conda activation"
     old_prefix = environ.get("CONDA_PREFIX") or None
     drop = [os.path.join(old_prefix, "bin")] if old_prefix and old_prefix != env.prefix else []
-    new_path = prepend_entries(environ.get("PATH"), [os.path.join(env.prefix, "bin")], drop)
+    new_path = paths.prepend_entries(environ.get("PATH"), [os.path.join(env.prefix, "bin")], drop)
     changes.append(Change("PATH", new_path, src + (f" (replacing {old_prefix}/bin)" if drop else "")))
     try:
         old_level = int(environ.get("CONDA_SHLVL", "0") or "0")
@@ -147,62 +135,9 @@ def activation_scripts(env: Env) -> list[str]:
     return [os.path.join(scripts_dir, n) for n in names if os.path.isfile(os.path.join(scripts_dir, n))]
 
 
-# One bash sources every script; after each it writes a marker with the script's status and the whole
-# environment (NUL-separated) to fd 3, so the effect of each script can be told apart.
-_DRIVER = r"""
-if [ "$1" != 3 ]; then eval "exec 3>&$1 $1>&-"; fi; shift
-__ma_dump() { printf '%s\0' "$1" >&3; env -0 >&3; printf '\0' >&3; }
-__ma_dump "start"
-for __ma_script in "$@"; do
-  . "$__ma_script"
-  __ma_dump "status:$?"
-done
-"""
-
+#: Sources activation scripts and returns what the driver wrote (see :mod:`launcher.run.activate`):
+#: ``(scripts, environ, cwd) -> bytes``. The planner is given one; tests pass fakes.
 ScriptRunner = Callable[[Sequence[str], Mapping[str, str], str], bytes]
-
-
-def run_scripts_in_bash(scripts: Sequence[str], environ: Mapping[str, str], cwd: str) -> bytes:
-    """Source ``scripts`` in one bash and return what the driver wrote to fd 3.
-
-    Side effects: runs bash with the scripts; their stdout and stderr go to our stderr (stdout belongs
-    to the program), stdin is /dev/null.
-    """
-    import subprocess
-
-    bash = _find_bash(environ)
-    read_end, write_end = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [bash, "--noprofile", "--norc", "-c", _DRIVER, "ma-launch-activate", str(write_end), *scripts],
-            env=dict(environ),
-            cwd=cwd if os.path.isdir(cwd) else None,
-            stdin=subprocess.DEVNULL,
-            stdout=2,
-            pass_fds=(write_end,),
-        )
-    finally:
-        os.close(write_end)
-    chunks = []
-    with os.fdopen(read_end, "rb") as reader:
-        while True:
-            chunk = reader.read(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    proc.wait()
-    return b"".join(chunks)
-
-
-def _find_bash(environ: Mapping[str, str]) -> str:
-    for candidate in ("/bin/bash", "/usr/bin/bash"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    for entry in split_path(environ.get("PATH")):
-        candidate = os.path.join(entry, "bash")
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise UnavailableError("activate.d scripts need bash, and there is no bash", hint="install bash")
 
 
 def _parse_dumps(raw: bytes) -> list[tuple[str, dict[str, str]]]:
@@ -229,7 +164,7 @@ def script_changes(
     cwd: str,
     *,
     strict: bool,
-    runner: Optional[ScriptRunner] = None,
+    runner: ScriptRunner,
 ) -> tuple[list[Change], list[str]]:
     """Source the activation scripts and return the variables they changed, each attributed to its
     script, plus warnings. A failing script is a warning (ConfigError with ``strict``).
@@ -237,7 +172,7 @@ def script_changes(
     if not scripts:
         return [], []
     try:
-        raw = (runner or run_scripts_in_bash)(scripts, environ, cwd)
+        raw = runner(scripts, environ, cwd)
     except UnavailableError:
         if strict:
             raise

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from launcher.core import activation
+from launcher.core import activation, paths
 from launcher.core.activation import Change
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.errors import (
@@ -207,7 +207,7 @@ def which(name: str, path_value: Optional[str], cwd: str) -> tuple[Optional[str]
             )
         return path, None
     denied: Optional[str] = None
-    for entry in activation.split_path(path_value):
+    for entry in paths.split_path(path_value):
         candidate = os.path.join(entry if os.path.isabs(entry) else os.path.join(cwd, entry), name)
         if os.path.isfile(candidate):
             if os.access(candidate, os.X_OK):
@@ -265,7 +265,7 @@ def build_plan(
     environ: Mapping[str, str],
     cwd: str,
     *,
-    script_runner: Optional[activation.ScriptRunner] = None,
+    script_runner: activation.ScriptRunner,
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
@@ -406,7 +406,7 @@ def _prepend_ld(added: Sequence[str], base: Mapping[str, str], builder: _EnvBuil
     if not added:
         return
     current = builder.env.get("LD_LIBRARY_PATH")
-    new = activation.prepend_entries(current, added)
+    new = paths.prepend_entries(current, added)
     if new == current:
         return
     if "MA_LAUNCH_ORIG_LD_LIBRARY_PATH" not in base:
@@ -535,7 +535,7 @@ def _shell_for_line(env: Mapping[str, str]) -> str:
     for candidate in ("/bin/bash", "/usr/bin/bash"):
         if os.access(candidate, os.X_OK):
             return candidate
-    for entry in activation.split_path(env.get("PATH")):
+    for entry in paths.split_path(env.get("PATH")):
         candidate = os.path.join(entry, "bash")
         if os.access(candidate, os.X_OK):
             return candidate

@@ -1,53 +1,71 @@
-"""Finding conda roots and envs, and choosing the env a command should run in.
+"""Finding conda roots and envs, and choosing the env a command should run in: the one conda discovery.
 
-Pure apart from reading the file system: every function takes the environment mapping it needs.
+The launcher, ``doctor`` and ``pack`` all use these functions. Paths are as the image sees them; ``host``
+maps such a path to where it is on this machine (``doctor --root DIR`` checks an unpacked image), and is
+the identity for the running system. Pure apart from reading the file system.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Optional
 
+from launcher.core import paths
+from launcher.core.record import Record
 from launcher.errors import ConfigError, NotFoundError, UsageError
+from launcher.modelarts.facts import CONDA_ROOTS
 
-#: Where conda is installed in ModelArts images when ANACONDA_DIR does not say.
-DEFAULT_ROOTS = ("/home/ma-user/anaconda3", "/home/ma-user/miniconda3", "/opt/conda")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Callable, Literal, Optional
+
+    #: The rule that chose an env (documented in the README and the JSON plan).
+    EnvRule = Literal["prefix", "name", "interpreter", "anaconda_dir", "conda_prefix", "path", "none"]
+    HostPath = Callable[[str], str]
 
 
-@dataclass(frozen=True)
-class Env:
+def _same(path: str) -> str:
+    return path
+
+
+class Env(Record):
     """A conda env: its prefix, the name conda shows for it, and the root (base) prefix it belongs to."""
 
-    prefix: str
-    name: str
-    root: Optional[str]
+    __slots__ = ("name", "prefix", "root")
+
+    def __init__(self, prefix: str, name: str, root: Optional[str]) -> None:
+        self.prefix = prefix
+        self.name = name
+        self.root = root
 
     @property
     def is_root(self) -> bool:
         return self.root is not None and os.path.normpath(self.root) == os.path.normpath(self.prefix)
 
 
-@dataclass(frozen=True)
-class EnvChoice:
+class EnvChoice(Record):
     """The env chosen for a launch (or ``None``), the rule that chose it, and why, in words."""
 
-    env: Optional[Env]
-    rule: str  # prefix | name | interpreter | anaconda_dir | conda_prefix | path | none
-    reason: str
-    warnings: tuple[str, ...] = ()
+    __slots__ = ("env", "reason", "rule", "warnings")
+
+    def __init__(
+        self, env: Optional[Env], rule: EnvRule, reason: str, warnings: tuple[str, ...] = ()
+    ) -> None:
+        self.env = env
+        self.rule: EnvRule = rule
+        self.reason = reason
+        self.warnings = warnings
 
 
-def is_env(prefix: str) -> bool:
+def is_env(prefix: str, host: HostPath = _same) -> bool:
     """Whether ``prefix`` is a conda env (conda's own test: it has ``conda-meta/``)."""
-    return os.path.isdir(os.path.join(prefix, "conda-meta"))
+    return os.path.isdir(host(os.path.join(prefix, "conda-meta")))
 
 
-def is_root(path: str) -> bool:
+def is_root(path: str, host: HostPath = _same) -> bool:
     """Whether ``path`` can be a conda root: an env itself (a full install) or a directory of ``envs/``
     (an image that holds only packed envs, with no base install)."""
-    return is_env(path) or os.path.isdir(os.path.join(path, "envs"))
+    return is_env(path, host) or os.path.isdir(host(os.path.join(path, "envs")))
 
 
 def env_name(prefix: str, root: Optional[str]) -> str:
@@ -82,16 +100,18 @@ def make_env(prefix: str, root: Optional[str] = None) -> Env:
     return Env(prefix=prefix, name=env_name(prefix, root), root=root)
 
 
-def anaconda_dir(environ: Mapping[str, str]) -> tuple[Optional[str], Optional[str]]:
+def anaconda_dir(environ: Mapping[str, str], host: HostPath = _same) -> tuple[Optional[str], Optional[str]]:
     """``(root, problem)``: ANACONDA_DIR when it names a conda root, else a sentence saying what is wrong."""
     value = environ.get("ANACONDA_DIR", "")
     if not value:
         return None, None
     if not os.path.isabs(value):
         return None, f"ANACONDA_DIR={value!r} is not an absolute path"
-    if not os.path.isdir(value):
+    if not os.path.exists(host(value)):
         return None, f"ANACONDA_DIR={value} does not exist"
-    if not is_root(value):
+    if not os.path.isdir(host(value)):
+        return None, f"ANACONDA_DIR={value} is not a directory"
+    if not is_root(value, host):
         return (
             None,
             f"ANACONDA_DIR={value} is not a conda installation (it has neither conda-meta/ nor envs/)",
@@ -99,32 +119,32 @@ def anaconda_dir(environ: Mapping[str, str]) -> tuple[Optional[str], Optional[st
     return os.path.normpath(value), None
 
 
-def candidate_roots(environ: Mapping[str, str]) -> list[str]:
+def candidate_roots(environ: Mapping[str, str], host: HostPath = _same) -> list[str]:
     """The conda roots to look in, in order: ANACONDA_DIR, then the usual install places that exist."""
     roots: list[str] = []
-    first, _problem = anaconda_dir(environ)
+    first, _problem = anaconda_dir(environ, host)
     if first:
         roots.append(first)
-    for root in DEFAULT_ROOTS:
-        if is_root(root) and os.path.normpath(root) not in roots:
+    for root in CONDA_ROOTS:
+        if is_root(root, host) and os.path.normpath(root) not in roots:
             roots.append(os.path.normpath(root))
     return roots
 
 
-def list_envs(roots: Sequence[str]) -> list[Env]:
+def list_envs(roots: Sequence[str], host: HostPath = _same) -> list[Env]:
     """Every env under the given roots: each root as ``base`` and each ``envs/*`` with ``conda-meta/``."""
     found: list[Env] = []
     for root in roots:
-        if is_env(root):
+        if is_env(root, host):
             found.append(Env(prefix=root, name="base", root=root))
         envs_dir = os.path.join(root, "envs")
         try:
-            names = sorted(os.listdir(envs_dir))
+            names = sorted(os.listdir(host(envs_dir)))
         except OSError:
             continue
         for name in names:
             prefix = os.path.join(envs_dir, name)
-            if is_env(prefix):
+            if is_env(prefix, host):
                 found.append(Env(prefix=prefix, name=name, root=root))
     return found
 
@@ -149,8 +169,8 @@ def _closest_first(wanted: str, envs: Sequence[Env]) -> list[Env]:
     return sorted(envs, key=lambda e: (-score(e), e.name, e.prefix))
 
 
-def _not_found(name: str, roots: Sequence[str], why: str) -> NotFoundError:
-    envs = list_envs(roots)
+def _not_found(name: str, roots: Sequence[str], why: str, host: HostPath) -> NotFoundError:
+    envs = list_envs(roots, host)
     if envs:
         listing = ", ".join(f"{e.name} ({e.prefix})" for e in _closest_first(name, envs)[:8])
         hint = f"existing envs, closest first: {listing}"
@@ -161,21 +181,28 @@ def _not_found(name: str, roots: Sequence[str], why: str) -> NotFoundError:
     return NotFoundError(f"conda env {name!r} not found {why}", hint=hint)
 
 
-def find_by_name(name: str, environ: Mapping[str, str], roots: Optional[Sequence[str]] = None) -> Env:
-    """The env called ``name`` (``base`` = the first root) in the given or usual roots; never a guess."""
+def find_by_name(
+    name: str,
+    environ: Mapping[str, str],
+    roots: Optional[Sequence[str]] = None,
+    host: HostPath = _same,
+) -> Env:
+    """The env called ``name`` (``base`` = the first root) in the given or usual roots; never a guess.
+
+    Raises NotFoundError listing the envs that exist, closest first."""
     validate_name(name)
     if roots is None:
-        roots = candidate_roots(environ)
+        roots = candidate_roots(environ, host)
     for root in roots:
         if name == "base":
-            if is_env(root):
+            if is_env(root, host):
                 return Env(prefix=root, name="base", root=root)
             continue
         prefix = os.path.join(root, "envs", name)
-        if is_env(prefix):
+        if is_env(prefix, host):
             return Env(prefix=prefix, name=name, root=root)
     where = f"in {', '.join(roots)}" if roots else "(no conda installation found)"
-    raise _not_found(name, roots, where)
+    raise _not_found(name, roots, where, host)
 
 
 def env_of_executable(path: str) -> Optional[Env]:
@@ -210,8 +237,10 @@ def choose_env(
         if not prefix:
             raise UsageError("the env prefix is empty", hint="give -p /path/to/env")
         path = os.path.normpath(os.path.join(cwd, prefix))
-        if not os.path.isdir(path):
+        if not os.path.exists(path):
             raise NotFoundError(f"env prefix {path} does not exist", hint="check -p/--prefix")
+        if not os.path.isdir(path):
+            raise NotFoundError(f"env prefix {path} is not a directory", hint="give the env's directory")
         if not is_env(path):
             raise NotFoundError(
                 f"{path} is not a conda env (it has no conda-meta/)",
@@ -246,15 +275,11 @@ def choose_env(
         if is_env(active):
             return EnvChoice(make_env(active), "conda_prefix", "CONDA_PREFIX is already set", tuple(warnings))
         warnings.append(f"CONDA_PREFIX={active} is not a conda env; it is ignored")
-    for entry in environ.get("PATH", "").split(os.pathsep):
-        if not entry or not os.path.isabs(entry):
-            continue
-        candidate = os.path.join(entry, "python")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            env = env_of_executable(candidate)
-            if env is not None:
-                return EnvChoice(env, "path", f"the first python on PATH is {candidate}", tuple(warnings))
-            break
+    absolute = os.pathsep.join(e for e in paths.split_path(environ.get("PATH")) if os.path.isabs(e))
+    candidate = paths.search_path("python", absolute)
+    env = env_of_executable(candidate) if candidate else None
+    if env is not None:
+        return EnvChoice(env, "path", f"the first python on PATH is {candidate}", tuple(warnings))
     return EnvChoice(
         None, "none", "no env was asked for or found; the command runs as it is", tuple(warnings)
     )

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from launcher.core.conda import DEFAULT_ROOTS
 from launcher.errors import NotFoundError, UsageError
 from launcher.ld.elf import read_shebang
+from launcher.modelarts.facts import CONDA_ROOTS as DEFAULT_ROOTS
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 STATUSES = (PASS, WARN, FAIL)

@@ -7,14 +7,13 @@ file descriptors 0, 1 and 2 pass to the program untouched.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import signal
 import sys
 from typing import NoReturn
 
 from launcher.core.build import LaunchPlan
-from launcher.errors import CommandNotExecutable, CommandNotFound, LaunchError
+from launcher.errors import exec_error
 
 
 def prepare_process() -> None:
@@ -42,7 +41,7 @@ def exec_plan(plan: LaunchPlan) -> NoReturn:
     try:
         os.execvpe(plan.argv[0], list(plan.argv), dict(plan.environ))
     except OSError as exc:
-        raise exec_error(plan.argv[0], exc) from exc
+        raise exec_error(plan.argv[0], exc.errno or 0, exc.strerror or "") from exc
 
 
 #: Runs in a fresh ``python -I -S``: puts the package on sys.path and starts the supervisor alone.
@@ -79,17 +78,3 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
                 dict(plan.environ),
             )
     supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet)
-
-
-def exec_error(name: str, exc: OSError) -> LaunchError:
-    """The LaunchError for a failed exec, with the shell's exit codes (127 not found, 126 cannot run)."""
-    if exc.errno == errno.ENOENT:
-        return CommandNotFound(f"{name}: not found", hint="check the command, or the #! line of the script")
-    if exc.errno == errno.ENOEXEC:
-        return CommandNotExecutable(
-            f"{name}: not a program this system can run (no #! line, or another architecture)",
-            hint="add a #! line, or run it with its interpreter",
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return CommandNotExecutable(f"{name}: permission denied", hint=f"chmod +x {name}")
-    return CommandNotExecutable(f"{name}: cannot be executed: {exc.strerror}", hint="check the command")

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 
-from launcher.errors import CommandNotExecutable, CommandNotFound, LaunchError, UsageError
+from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
 
 # The supervisor runs in a lean interpreter for the whole job: typing and contextlib (and what they pull
 # in) are not imported at run time; annotations are strings.
@@ -219,7 +219,7 @@ class _Supervisor:
             os.waitpid(pid, 0)
             self._take_tty_back()
             code = int(b"".join(chunks) or b"0")
-            raise _start_error(self.argv[0], code)
+            raise exec_error(self.argv[0], code)
 
     def _child(self, ready: int, report: int) -> NoReturn:
         code = 0
@@ -511,22 +511,6 @@ def _descendants_psutil(root: int) -> list[int]:
         return [p.pid for p in psutil.Process(root).children(recursive=True)]
     except Exception:  # best effort where there is no /proc
         return []
-
-
-def _start_error(name: str, code: int) -> LaunchError:
-    import errno
-
-    if code in (errno.ENOENT, errno.ENOTDIR):
-        return CommandNotFound(f"{name}: not found", hint="check the command, or the #! line of the script")
-    if code == errno.ENOEXEC:
-        return CommandNotExecutable(
-            f"{name}: not a program this system can run (no #! line, or another architecture)",
-            hint="add a #! line, or run it with its interpreter",
-        )
-    if code in (errno.EACCES, errno.EPERM):
-        return CommandNotExecutable(f"{name}: permission denied", hint=f"chmod +x {name}")
-    reason = os.strerror(code) if code else "unknown error"
-    return CommandNotExecutable(f"{name}: cannot be executed: {reason}", hint="check the command")
 
 
 def _signal_name(sig: int) -> str:

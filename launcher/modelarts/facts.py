@@ -1,0 +1,35 @@
+"""The fixed values of ModelArts custom images and training jobs, in one place.
+
+Every module that needs the platform's user, home, conda roots, default port or channel names reads them
+here (the sources are the ModelArts documents on custom images and distributed training).
+"""
+
+from __future__ import annotations
+
+#: The new training service's default user, group and home; boot commands must run from the home.
+USER = "ma-user"
+UID = 1000
+GID = 100
+HOME = "/home/ma-user"
+
+#: The old training service's user, and the UID of images migrated from it.
+V1_USER = "work"
+V1_UID = 1101
+MIGRATED_UID = 1102
+
+#: Where conda is installed in ModelArts images when ANACONDA_DIR does not say, in order.
+CONDA_ROOTS = (HOME + "/anaconda3", HOME + "/miniconda3", "/opt/conda")
+#: Where ``ma-launch pack`` puts an env in an image by default: ``<root>/envs/<name>``.
+DEFAULT_CONDA_ROOT = CONDA_ROOTS[0]
+
+#: MASTER_PORT of Huawei's distributed-training template.
+MASTER_PORT = 6060
+
+#: The channel arguments the platform appends when MA_INPUTS/MA_OUTPUTS do not name them.
+CHANNEL_NAMES = ("data_url", "train_url")
+
+#: Image size limits (bytes): the new service's limit and recommendation, and the old service's limit.
+GB = 1000**3
+SIZE_LIMIT = 30 * GB
+SIZE_RECOMMENDED = 15 * GB
+SIZE_LIMIT_V1 = int(9.5 * GB)

@@ -1,0 +1,70 @@
+"""Writing files: the one atomic write of ma-launch (boot scripts, the converted rank table, the LD cache).
+
+A file is written to a temporary file created exclusively (``O_EXCL``, a random name) in the target's own
+directory, flushed and fsync'd, given its mode, then renamed over the target: a reader sees the old file
+or the whole new one, never half of it, and a symlink planted in the directory is never written through.
+On any failure the temporary file is removed and the error is raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+def write_atomic(path: str, data: bytes, *, mode: int = 0o644, replace: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+
+    With ``replace=False`` an existing ``path`` (a file, a directory, a dangling symlink) is left alone and
+    ``FileExistsError`` is raised. Raises ``OSError`` when the directory cannot be written.
+    Side effects: creates and renames a file in ``path``'s directory; fsyncs the file and the directory.
+    """
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ma-launch-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _place_new(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_directory(directory)
+
+
+def _place_new(tmp: str, path: str) -> None:
+    """Give ``tmp`` the name ``path`` only if that name is free (even a dangling symlink takes it)."""
+    import errno
+
+    try:
+        # link() fails when the name exists: no race with another writer.
+        os.link(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+            raise
+        if os.path.lexists(path):  # a file system without hard links
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _sync_directory(directory: str) -> None:
+    """fsync the directory so the rename survives a crash; best effort (some file systems refuse)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

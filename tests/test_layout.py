@@ -1,0 +1,81 @@
+"""The architecture as rules on imports, checked by walking every module's syntax tree (lazy imports
+inside functions included).
+
+- ``core``, ``ld``, ``modelarts`` and ``render`` decide and show; they never import ``run`` (the only code
+  with side effects), ``cli``, ``image``, ``typer`` or ``subprocess``.
+- The supervisor runs for the whole job in a lean interpreter: it imports the standard library and the
+  error vocabulary (``launcher.errors``, itself standard library only) and nothing else.
+- Nothing imports ``cli`` but ``python -m launcher``.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "launcher"
+PURE = ("core", "ld", "modelarts", "render")
+FORBIDDEN_IN_PURE = ("launcher.run", "launcher.cli", "launcher.image", "typer", "subprocess")
+
+
+def modules() -> Iterator[tuple[str, Path]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        yield ".".join(parts), path
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module name imported anywhere in the file (``from a import b`` gives ``a`` and ``a.b``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+ALL = dict(modules())
+
+
+def test_the_walk_sees_the_package() -> None:
+    assert {"launcher.core.build", "launcher.run.supervise", "launcher.cli.main"} <= set(ALL)
+    assert "subprocess" in imports_of(ALL["launcher.run.activate"])  # a lazy import is seen too
+
+
+@pytest.mark.parametrize("module", sorted(m for m in ALL if m.split(".")[1:2] and m.split(".")[1] in PURE))
+def test_pure_layers_have_no_side_effect_imports(module: str) -> None:
+    bad = sorted(n for n in imports_of(ALL[module]) if any(under(n, f) for f in FORBIDDEN_IN_PURE))
+    assert not bad, f"{module} imports {bad}"
+
+
+def test_supervisor_imports_only_the_standard_library() -> None:
+    allowed = ("launcher.errors",)
+    assert "launcher.errors.LaunchError" in imports_of(ALL["launcher.run.supervise"])
+    names = imports_of(ALL["launcher.run.supervise"])
+    bad = sorted(
+        n
+        for n in names
+        if n.split(".")[0] not in sys.stdlib_module_names and not any(under(n, a) for a in allowed)
+    )
+    assert not bad, f"the supervisor imports {bad}"
+    errors = imports_of(ALL["launcher.errors"])
+    assert all(n.split(".")[0] in sys.stdlib_module_names for n in errors), errors
+
+
+@pytest.mark.parametrize("module", sorted(ALL))
+def test_nothing_imports_the_cli(module: str) -> None:
+    if under(module, "launcher.cli") or module == "launcher.__main__":
+        return
+    bad = sorted(n for n in imports_of(ALL[module]) if under(n, "launcher.cli"))
+    assert not bad, f"{module} imports {bad}"
