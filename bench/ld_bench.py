@@ -222,7 +222,8 @@ def measure(prefix: str, cache_root: str, runs: int) -> dict[str, float]:
 PLAN = r"""
 import json, os, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
-from launcher.core.build import Request, build_plan
+from launcher.core.build import build_plan
+from launcher.core.request import Request
 from launcher.run.activate import run_scripts_in_bash
 prefix, env = sys.argv[2], {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": sys.argv[3]}
 def once(mode):

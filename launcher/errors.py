@@ -19,9 +19,29 @@ class LaunchError(Exception):
         self.hint = hint
 
     def line(self) -> str:
-        """The one line ma-launch prints for it: ``ma-launch: error: <message> (hint: <fix>)``."""
-        hint = f" (hint: {self.hint})" if self.hint else ""
-        return f"ma-launch: error: {self.message}{hint}"
+        """The one line ma-launch prints for it: ``ma-launch: error: <message> (hint: <fix>)``; line breaks
+        and other control characters in either are escaped."""
+        hint = f" (hint: {one_line(self.hint)})" if self.hint else ""
+        return f"ma-launch: error: {one_line(self.message)}{hint}"
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x1b``), so that a value
+    quoted in a message can never start a new line of the job log."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            out.append(char)
+        elif char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        else:
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    return "".join(out)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 class UsageError(LaunchError):

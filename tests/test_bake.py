@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -11,8 +12,6 @@ import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
-#: Variables a shell itself sets or changes on the way to the program; never ones ma-launch sets.
-SHELL_NOISE = {"_", "SHLVL", "OLDPWD"}
 APPENDED = ["--data_url=/home/ma-user/modelarts/inputs/data_url_0/", "--train_url", "/out dir/", "it's"]
 
 
@@ -42,13 +41,23 @@ def setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
 
 
 def record(cmd: list[str], env: dict[str, str], out: Path) -> dict[str, object]:
+    """What the recorder program saw (its argv, directory and environment, without REC_OUT)."""
     subprocess.run(cmd, env={**env, "REC_OUT": str(out)}, check=True, capture_output=True, timeout=60)
     data: dict[str, object] = json.loads(out.read_text())
     environ = data["env"]
     assert isinstance(environ, dict)
-    for name in (*SHELL_NOISE, "REC_OUT"):
-        environ.pop(name, None)
+    environ.pop("REC_OUT", None)
     return data
+
+
+def shell_noise(sh: str, rec: Path, env: dict[str, str], workdir: Path, tmp_path: Path) -> frozenset[str]:
+    """The variables ``sh script`` adds, changes or removes by itself on the way to a program (bash, for
+    one, unsets an exported PS1 and sets ``_`` after ``cd``): measured with a script of the baked line's
+    shape that sets nothing."""
+    script = write_exe(tmp_path / "noise.sh", f"cd {shlex.quote(str(workdir))} && exec env {rec}\n")
+    seen = record([sh, str(script)], env, tmp_path / "noise.json")["env"]
+    assert isinstance(seen, dict)
+    return frozenset(k for k in set(seen) | set(env) if seen.get(k) != env.get(k)) - {"PWD"}
 
 
 @pytest.mark.parametrize("shell", ["dash", "bash"])
@@ -70,8 +79,17 @@ def test_baked_script_does_what_ma_launch_does(
     assert os.access(script, os.X_OK)
     text = script.read_text()
     assert "ma-launch 0." in text and f"env: py ({env_dir})" in text
-    real = record([*LAUNCH, "-q", *options, "--", "rec", "--lr", "0.1", *APPENDED], base, tmp_path / "a.json")
+    noise = shell_noise(sh, env_dir / "bin" / "rec", base, work, tmp_path)
+    real_cmd = [*LAUNCH, "-q", *options, "--", "rec", "--lr", "0.1", *APPENDED]
+    real = record(real_cmd, base, tmp_path / "a.json")
     boot = record([sh, str(script), *APPENDED], base, tmp_path / "b.json")
+    real_env, boot_env = real["env"], boot["env"]
+    assert isinstance(real_env, dict) and isinstance(boot_env, dict)
+    changed_by_launch = {k for k in set(real_env) | set(base) if real_env.get(k) != base.get(k)}
+    assert not noise & changed_by_launch, "a variable ma-launch sets is one the shell changes by itself"
+    for name in noise:
+        real_env.pop(name, None)
+        boot_env.pop(name, None)
     assert boot == real
     assert real["argv"] == ["--lr", "0.1", *APPENDED]
     env = real["env"]

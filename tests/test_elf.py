@@ -183,7 +183,7 @@ def test_fuzz_mutated_headers(template: bytes, flips: list[tuple[int, int]], cut
 
 
 def test_read_shebang(tmp_path: Path) -> None:
-    from launcher.core.build import looks_like_python
+    from launcher.core.programs import runs_python
     from launcher.ld.elf import read_shebang
 
     script = tmp_path / "s"
@@ -198,6 +198,6 @@ def test_read_shebang(tmp_path: Path) -> None:
         assert read_shebang(str(script)) == words
     assert read_shebang(str(tmp_path / "missing")) is None
     script.write_bytes(b"#!/opt/env/bin/python3.11\n")
-    assert looks_like_python(str(script), "train-entry")
+    assert runs_python(str(script), "train-entry")
     script.write_bytes(b"#!/bin/bash\n")
-    assert not looks_like_python(str(script), "run")
+    assert not runs_python(str(script), "run")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from imagekit import GID, PYVER, UID, ImageRoot, make_conda_env, need, need_root, write
 
-from launcher.cli.app import run
+from launcher.cli.main import run
 from launcher.image import doctor, pack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -374,10 +374,11 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
     else:
         (src / "README.md").write_text("ma-launch\n")
     venv = tmp_path / "opt" / "ma-launch"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    # pip builds the wheel in an isolated environment (setuptools from the index); deps come from the
-    # system site-packages, so the install itself stays offline and fast.
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(src)]
+    # A venv of its own with ma-launch and its dependencies, as the Dockerfile makes it: nothing is
+    # borrowed from the interpreter running the tests (which may itself be a venv).
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip.append(str(src))
     done = subprocess.run(pip, capture_output=True, text=True, check=False, cwd=tmp_path)
     need(done.returncode == 0, f"pip could not build ma-launch: {done.stderr[-300:]}")
     assert (venv / "bin" / "ma-launch").is_file()
@@ -387,7 +388,7 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
         [
             str(venv / "bin" / "python"),
             "-c",
-            "from launcher.cli.app import run; import sys; sys.exit(run(['pack', '--help']))",
+            "from launcher.cli.main import run; import sys; sys.exit(run(['pack', '--help']))",
         ],
         capture_output=True,
         text=True,

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from condakit import make_env, make_root, write_exe
 
-from launcher.core.build import Request, build_plan
+from launcher.core.build import build_plan
 from launcher.core.conda import choose_env, validate_name
 from launcher.core.paths import prepend_entries, split_path
+from launcher.core.request import Request
 from launcher.errors import (
     CommandNotExecutable,
     CommandNotFound,

@@ -1,8 +1,8 @@
 """The subcommands of ma-launch (``ma-launch doctor …``, ``ma-launch pack …``), built with typer.
 
 ``launcher.cli.main`` hands argv here when its first word names a subcommand; the launch path never imports
-this module. :func:`run` returns the exit code instead of exiting, and turns every
-:class:`~launcher.errors.LaunchError` into the usual one line on stderr.
+this module. :func:`run` returns the exit code instead of exiting; errors reach the one error guard of
+:mod:`launcher.cli.main` (one line, the documented code, 70 for internal errors, ``--debug`` tracebacks).
 
 Exit codes: 0 success; 1 ``doctor`` found a failing check; 2 bad usage; the LaunchError codes
 (65 data, 66 not found, 69 unavailable, …) for the other failures.
@@ -14,8 +14,6 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-
-from launcher.errors import LaunchError
 
 app = typer.Typer(
     name="ma-launch",
@@ -57,6 +55,9 @@ def doctor(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report (schema version 1).")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of unexpected errors (also MA_LAUNCH_DEBUG=1).")
+    ] = False,
 ) -> None:
     """Check an image against the ModelArts custom-image rules.
 
@@ -121,6 +122,9 @@ def pack(
         bool, typer.Option("--ignore-editable-packages", help="Pack even with editable installs.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of unexpected errors (also MA_LAUNCH_DEBUG=1).")
+    ] = False,
 ) -> None:
     """Pack a conda env for a custom image (conda-pack with the image's final path) and print the
     Dockerfile lines that install it."""
@@ -153,16 +157,10 @@ def _exit_status(code: object) -> int:
 
 
 def run(argv: list[str]) -> int:
-    """Run a subcommand; the exit code. Errors the user can fix print one line, never a traceback."""
+    """Run a subcommand; its exit code. Errors propagate to the CLI's one error guard."""
     command = typer.main.get_command(app)
     try:
         command.main(args=list(argv), prog_name="ma-launch", standalone_mode=True)
     except SystemExit as exc:
         return _exit_status(exc.code)
-    except LaunchError as error:
-        sys.stdout.flush()
-        sys.stderr.write(error.line() + "\n")
-        return error.exit_code
-    except KeyboardInterrupt:
-        return 130
     return 0

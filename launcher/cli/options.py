@@ -9,27 +9,42 @@ passed on exactly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Optional
-
+from launcher.core.record import Record
 from launcher.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Optional
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
 
 
-@dataclass(frozen=True)
-class Option:
-    """One option: its flags, where its value goes, and its help line."""
+class Option(Record):
+    """One option: its flags, where its value goes, its help line, the metavar of its value (``None`` for
+    a flag without a value), the values it accepts, whether it repeats, and whether ``MA_LAUNCH_<DEST>``
+    sets it."""
 
-    flags: tuple[str, ...]
-    dest: str
-    help: str
-    metavar: Optional[str] = None  # None: a flag without a value
-    choices: tuple[str, ...] = ()
-    repeat: bool = False
-    env: bool = True  # readable from MA_LAUNCH_<DEST>
+    __slots__ = ("choices", "dest", "env", "flags", "help", "metavar", "repeat")
+
+    def __init__(
+        self,
+        flags: tuple[str, ...],
+        dest: str,
+        help: str,
+        metavar: Optional[str] = None,
+        choices: tuple[str, ...] = (),
+        repeat: bool = False,
+        env: bool = True,
+    ) -> None:
+        self.flags = flags
+        self.dest = dest
+        self.help = help
+        self.metavar = metavar
+        self.choices = choices
+        self.repeat = repeat
+        self.env = env
 
     @property
     def env_name(self) -> str:
@@ -115,12 +130,12 @@ BAKE_OPTIONS: tuple[Option, ...] = (
 _BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 
 
-@dataclass
 class Parsed:
     """Option values by ``dest`` (flags are bools), and the command words after the options."""
 
-    values: dict[str, object]
-    command: list[str]
+    def __init__(self, values: dict[str, object], command: list[str]) -> None:
+        self.values = values
+        self.command = command
 
     def flag(self, dest: str) -> bool:
         return bool(self.values.get(dest, False))

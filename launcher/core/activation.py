@@ -8,26 +8,25 @@ bash in one process, whose effect is read back as the difference of ``env -0`` b
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Callable, Optional
 
 from launcher.core import paths
-from launcher.core.conda import Env
+from launcher.core.plan import Change
 from launcher.errors import ConfigError, DataError, UnavailableError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Callable
+
+    from launcher.core.conda import Env
+
+    #: Sources activation scripts and returns what the driver wrote (see :mod:`launcher.run.activate`):
+    #: ``(scripts, environ, cwd) -> bytes``. The planner is given one; tests pass fakes.
+    ScriptRunner = Callable[[Sequence[str], Mapping[str, str], str], bytes]
 
 UNSET = "***unset***"
 #: Variables a bash process changes by itself; never attributed to an activation script.
 _SHELL_NOISE = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})
-
-
-@dataclass(frozen=True)
-class Change:
-    """Set ``name`` to ``value`` (``None`` unsets it); ``source`` says which rule or file asked for it."""
-
-    name: str
-    value: Optional[str]
-    source: str
 
 
 def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
@@ -37,7 +36,9 @@ def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
     old_prefix = environ.get("CONDA_PREFIX") or None
     drop = [os.path.join(old_prefix, "bin")] if old_prefix and old_prefix != env.prefix else []
     new_path = paths.prepend_entries(environ.get("PATH"), [os.path.join(env.prefix, "bin")], drop)
-    changes.append(Change("PATH", new_path, src + (f" (replacing {old_prefix}/bin)" if drop else "")))
+    changes.append(
+        Change("PATH", new_path, src + (f" (replacing {old_prefix}/bin)" if drop else ""), "activation")
+    )
     try:
         old_level = int(environ.get("CONDA_SHLVL", "0") or "0")
     except ValueError:
@@ -47,20 +48,20 @@ def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
     else:
         level = old_level + 1
         if old_prefix and old_level >= 1:
-            changes.append(Change(f"CONDA_PREFIX_{old_level}", old_prefix, src))
+            changes.append(Change(f"CONDA_PREFIX_{old_level}", old_prefix, src, "activation"))
     changes += [
-        Change("CONDA_PREFIX", env.prefix, src),
-        Change("CONDA_DEFAULT_ENV", env.name, src),
-        Change("CONDA_SHLVL", str(level), src),
-        Change("CONDA_PROMPT_MODIFIER", f"({env.name}) ", src),
+        Change("CONDA_PREFIX", env.prefix, src, "activation"),
+        Change("CONDA_DEFAULT_ENV", env.name, src, "activation"),
+        Change("CONDA_SHLVL", str(level), src, "activation"),
+        Change("CONDA_PROMPT_MODIFIER", f"({env.name}) ", src, "activation"),
     ]
     if env.root is not None:
         conda_exe = os.path.join(env.root, "bin", "conda")
         if os.path.isfile(conda_exe):
-            changes.append(Change("CONDA_EXE", conda_exe, src))
+            changes.append(Change("CONDA_EXE", conda_exe, src, "activation"))
             conda_python = os.path.join(env.root, "bin", "python")
             if os.path.exists(conda_python):
-                changes.append(Change("CONDA_PYTHON_EXE", conda_python, src))
+                changes.append(Change("CONDA_PYTHON_EXE", conda_python, src, "activation"))
     return changes
 
 
@@ -93,7 +94,7 @@ def _vars_from(mapping: object, path: str, warnings: list[str]) -> list[Change]:
             warnings.append(f"{path} sets PATH; conda ignores that and so does ma-launch")
             continue
         value = raw if isinstance(raw, str) else _json_text(raw)
-        changes.append(Change(name, None if value == UNSET else value, path))
+        changes.append(Change(name, None if value == UNSET else value, path, "declared"))
     return changes
 
 
@@ -133,11 +134,6 @@ def activation_scripts(env: Env) -> list[str]:
     except OSError:
         return []
     return [os.path.join(scripts_dir, n) for n in names if os.path.isfile(os.path.join(scripts_dir, n))]
-
-
-#: Sources activation scripts and returns what the driver wrote (see :mod:`launcher.run.activate`):
-#: ``(scripts, environ, cwd) -> bytes``. The planner is given one; tests pass fakes.
-ScriptRunner = Callable[[Sequence[str], Mapping[str, str], str], bytes]
 
 
 def _parse_dumps(raw: bytes) -> list[tuple[str, dict[str, str]]]:
@@ -197,7 +193,7 @@ def script_changes(
             if name in _SHELL_NOISE:
                 continue
             if previous.get(name) != env.get(name):
-                changes.append(Change(name, env.get(name), script))
+                changes.append(Change(name, env.get(name), script, "script"))
         previous = env
     if len(stages) - 1 < len(scripts):
         stopped = scripts[len(stages) - 1]

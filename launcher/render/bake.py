@@ -9,17 +9,19 @@ the values the container has at boot, so the platform's own entries (``/usr/loca
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
-from launcher.core.build import LaunchPlan
-from launcher.errors import UsageError
+from launcher.render.line import dry_run_line
+from launcher.render.shells import POSIX, quote_posix
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from launcher.core.plan import LaunchPlan
 
 
 def bake_script(plan: LaunchPlan, *, version: str, command_line: Sequence[str]) -> str:
     """The text of the boot script for ``plan``; ``command_line`` is the ma-launch invocation that made it."""
-    from launcher.render.explain import dry_run_line
-    from launcher.render.shells import POSIX, quote_posix
-
     if plan.problems:
         raise plan.problems[0]
     argv = list(plan.argv)
@@ -42,19 +44,3 @@ def bake_script(plan: LaunchPlan, *, version: str, command_line: Sequence[str]) 
             "",
         ]
     )
-
-
-def write_script(path: str, text: str, *, force: bool) -> None:
-    """Write the script atomically and make it executable. Refuses to replace a file unless ``force``."""
-    if os.path.isdir(path):
-        raise UsageError(f"{path} is a directory", hint="give a file name with -o")
-    if os.path.exists(path) and not force:
-        raise UsageError(f"{path} already exists", hint="add --force to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"the directory {folder} does not exist", hint="create it first")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(os.fsencode(text))
-    os.chmod(tmp, 0o755)  # noqa: S103 - a boot script is run by the image user, whoever wrote it
-    os.replace(tmp, path)

@@ -109,22 +109,6 @@ def dialect_for(name: str) -> Optional[Dialect]:
     return _ALIASES.get(base)
 
 
-def detect_shell() -> tuple[str, str]:
-    """Guess the user's interactive shell with shellingham; ``("sh", why)`` when that is not possible.
-
-    Side effect: reads /proc of the ancestor processes.
-    """
-    try:
-        import shellingham
-
-        name, _path = shellingham.detect_shell()
-    except Exception:  # shellingham raises its own ShellDetectionFailure, or fails on odd /proc
-        return "sh", "no shell could be detected; POSIX sh assumed (use --shell to choose)"
-    if dialect_for(name) is None:
-        return "sh", f"detected shell {name!r} is not supported; POSIX sh assumed (use --shell to choose)"
-    return name, "detected with shellingham (use --shell to choose another)"
-
-
 @dataclass(frozen=True)
 class Assignment:
     """One ``NAME=VALUE`` for the line; ``prepend`` marks a list variable whose new entries go in front of

@@ -10,10 +10,14 @@ import contextlib
 import os
 import signal
 import sys
-from typing import NoReturn
 
-from launcher.core.build import LaunchPlan
 from launcher.errors import exec_error
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from launcher.core.plan import LaunchPlan
 
 
 def prepare_process() -> None:

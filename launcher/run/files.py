@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+from launcher.errors import AccessError, UsageError
+
 
 def write_atomic(path: str, data: bytes, *, mode: int = 0o644, replace: bool = True) -> None:
     """Write ``data`` to ``path`` atomically with permissions ``mode``.
@@ -68,3 +70,25 @@ def _sync_directory(directory: str) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_script(path: str, text: str, *, force: bool) -> None:
+    """Write an executable script (mode 755) atomically at ``path``; an existing file is replaced only with
+    ``force``. Bad targets are usage errors (2); a directory this user may not write is 77."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory", hint="give a file name with -o")
+    if os.path.lexists(path) and not force:
+        raise UsageError(f"{path} already exists", hint="add --force to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"the directory {folder} does not exist", hint="create it first")
+    try:
+        write_atomic(path, os.fsencode(text), mode=0o755, replace=force)
+    except FileExistsError:
+        raise UsageError(f"{path} already exists", hint="add --force to replace it") from None
+    except PermissionError as exc:
+        raise AccessError(
+            f"cannot write {path}: {exc.strerror}", hint="choose a directory you may write with -o"
+        ) from None
+    except OSError as exc:
+        raise AccessError(f"cannot write {path}: {exc.strerror}", hint="check the file system") from None

@@ -1,0 +1,174 @@
+"""The launch verbs: run a command (exec or supervise), ``--dry-run``/``--json``, ``--ld-report`` and
+``bake``. Each parses the options, builds the plan with the real activation runner and LD cache, and hands
+it to a renderer or to :mod:`launcher.run`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from launcher.cli import values
+from launcher.cli.main import say
+from launcher.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from launcher.cli.options import Parsed
+    from launcher.core.plan import LaunchPlan
+    from launcher.core.request import Request
+
+
+def _cwd() -> str:
+    try:
+        return os.getcwd()
+    except OSError:  # the directory we were started in was removed
+        return "/"
+
+
+def plan_for(request: Request) -> LaunchPlan:
+    """The plan for ``request`` in this process's environment, with the real activation runner."""
+    from launcher.core.build import build_plan
+    from launcher.run.activate import run_scripts_in_bash
+
+    return build_plan(request, os.environ, _cwd(), script_runner=run_scripts_in_bash)
+
+
+def launch(args: Sequence[str]) -> int:
+    """``ma-launch [OPTIONS] [--] COMMAND``: plan, then show (dry-run, JSON, report) or run."""
+    from launcher.cli import options
+
+    parsed = options.parse(args, os.environ)
+    if parsed.flag("help"):
+        sys.stdout.write(options.help_text() + "\n")
+        return 0
+    if parsed.flag("version"):
+        from launcher import __version__
+
+        sys.stdout.write(f"ma-launch {__version__}\n")
+        return 0
+    if parsed.flag("ld_report"):
+        return ld_report(parsed)
+    run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
+    plan = plan_for(values.request(parsed))
+    if parsed.flag("dry_run") or parsed.flag("json"):
+        return dry_run(_rank_table(plan, parsed, wait=False), parsed)
+    if not plan.problems:  # never wait for the rank table of a launch that cannot start
+        plan = _rank_table(plan, parsed, wait=True)
+    quiet = parsed.flag("quiet")
+    if not quiet:
+        from launcher.render.explain import explanation
+        from launcher.run.supervise import pid1_warnings
+
+        for warning in [*plan.warnings, *pid1_warnings(run.init)]:
+            say(f"warning: {warning}")
+        for line in explanation(plan, every_variable=parsed.flag("verbose") or parsed.flag("debug")):
+            say(line)
+    from launcher.run.execute import run_plan
+
+    return run_plan(plan, init=run.init, grace=run.grace, quiet=quiet)
+
+
+def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:
+    """Print the one-line boot command (stdout) and the explanation (stderr), or the JSON plan; the exit
+    status is the one the real run would have."""
+    from launcher.cli.detect import choose_shell
+    from launcher.render.line import dry_run_line
+
+    shell_name, dialect, shell_why = choose_shell(parsed.text("shell"))
+    line = dry_run_line(plan, dialect)
+    if parsed.flag("json"):
+        from launcher.render.planjson import plan_json
+
+        sys.stdout.write(plan_json(plan, shell=shell_name, line=line) + "\n")
+    else:
+        if not parsed.flag("quiet"):
+            from launcher.render.explain import explanation
+
+            for warning in plan.warnings:
+                say(f"warning: {warning}")
+            for text in explanation(plan, every_variable=True):
+                say(text)
+            say(f"the line below is for {shell_name} ({shell_why})")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(os.fsencode(line) + b"\n")
+        sys.stdout.flush()
+    for problem in plan.problems:
+        sys.stderr.write(problem.line() + "\n")
+    return plan.exit_code
+
+
+def ld_report(parsed: Parsed) -> int:
+    """``--ld-report``: the targeted LD_LIBRARY_PATH analysis for an env, on stdout; runs nothing."""
+    from launcher.cli.ldreport import report
+
+    request = values.request(parsed).replace(ld_mode="off")
+    if not request.command and request.shell_line is None:
+        request = request.replace(command=("python",))
+    sys.stdout.write(report(plan_for(request), as_json=parsed.flag("json")))
+    return 0
+
+
+def bake(args: Sequence[str]) -> int:
+    """``ma-launch bake [-o FILE] [--force] [OPTIONS] [--] COMMAND``: the plan as a POSIX boot script."""
+    from launcher import __version__
+    from launcher.cli import options
+    from launcher.render.bake import bake_script
+
+    parsed = options.parse(args, os.environ, options.BAKE_OPTIONS)
+    if parsed.flag("help"):
+        sys.stdout.write(options.help_text() + "\n")
+        return 0
+    values.run_options(parsed)
+    if values.rank_table_active(parsed, os.environ):
+        raise ConfigError(
+            "a baked script cannot wait for and convert the Ascend rank table at boot",
+            hint="boot with `exec ma-launch …` instead, or bake with --rank-table off",
+        )
+    plan = plan_for(values.request(parsed))
+    if plan.problems:
+        raise plan.problems[0]
+    text = bake_script(plan, version=__version__, command_line=["bake", *args])
+    output = parsed.text("output")
+    if output is None:
+        sys.stdout.buffer.write(os.fsencode(text))
+        return 0
+    from launcher.run.files import write_script
+
+    write_script(output, text, force=parsed.flag("force"))
+    if not parsed.flag("quiet"):
+        for warning in plan.warnings:
+            say(f"warning: {warning}")
+        say(f"wrote {output}; boot command: sh {output}")
+    return 0
+
+
+def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
+    """Wait for and convert the Ascend rank table (real runs only) and export it to the program."""
+    if not values.rank_table_active(parsed, os.environ):
+        return plan
+    if not wait:
+        return plan.with_changes(
+            [],
+            "rank table: at launch, ma-launch waits for RANK_TABLE_FILE to be completed, converts it to "
+            "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
+        )
+    from launcher.core.plan import Change
+    from launcher.modelarts.ranktable import prepare_rank_table
+
+    table = prepare_rank_table(
+        os.environ,
+        mode=parsed.text("rank_table") or "auto",
+        timeout=values.rank_table_timeout(parsed),
+        out_path=parsed.text("rank_table_out"),
+        progress=(lambda _text: None) if parsed.flag("quiet") else say,
+    )
+    if table is None:
+        return plan
+    changes = [Change(name, value, "rank table", "rank-table") for name, value in table.env.items()]
+    return plan.with_changes(
+        changes,
+        f"rank table: {table.source_path} (template {table.template}) → {table.path}, "
+        f"RANK_SIZE={table.rank_size}",
+    )

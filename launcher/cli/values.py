@@ -1,0 +1,101 @@
+"""Parsed options turned into typed values: the planner's :class:`~launcher.core.request.Request` and the
+run options (``--init``, ``--grace``). Every value is checked here, before anything is planned or run, so a
+dry run fails with the same usage error (exit 2) as the real run."""
+
+from __future__ import annotations
+
+from launcher.core.record import Record
+from launcher.core.request import Request
+from launcher.errors import UsageError
+from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Literal, Optional
+
+    from launcher.cli.options import Parsed
+
+    InitMode = Literal["auto", "always", "never"]
+
+#: Seconds between a stop signal and SIGKILL in supervise mode.
+DEFAULT_GRACE = 25.0
+#: Seconds to wait for the Ascend rank table.
+DEFAULT_RANK_TABLE_TIMEOUT = 600.0
+
+
+class RunOptions(Record):
+    """How to run the plan: supervise (``init``) and the stop grace period."""
+
+    __slots__ = ("grace", "init")
+
+    def __init__(self, init: InitMode, grace: float) -> None:
+        self.init: InitMode = init
+        self.grace = grace
+
+
+def request(parsed: Parsed) -> Request:
+    """The plan request from parsed options (choices were checked by the parser)."""
+    names = parsed.text("channel_names")
+    extra = parsed.values.get("torchrun_arg")
+    return Request(
+        command=tuple(parsed.command),
+        shell_line=parsed.text("shell_line"),
+        name=parsed.text("name"),
+        prefix=parsed.text("prefix"),
+        workdir=parsed.text("workdir"),
+        ld_mode=parsed.text("ld_library_path") or "auto",  # type: ignore[arg-type]
+        conda_run=parsed.flag("conda_run"),
+        line_buffered=parsed.flag("line_buffered"),
+        strict_activation=parsed.flag("strict_activation"),
+        channel_args=parsed.text("channel_args") or "pass",  # type: ignore[arg-type]
+        channel_names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else CHANNEL_NAMES,
+        dist_env=not parsed.flag("no_dist_env"),
+        master_port=port(parsed.text("master_port"), "--master-port", MASTER_PORT),
+        world_per_node=parsed.flag("world_per_node"),
+        torchrun=parsed.flag("torchrun"),
+        torchrun_args=tuple(extra) if isinstance(extra, list) else (),
+        strict_lint=parsed.flag("strict_lint"),
+    )
+
+
+def run_options(parsed: Parsed) -> RunOptions:
+    """``--init`` and ``--grace``, checked."""
+    init = parsed.text("init") or "auto"
+    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE))  # type: ignore[arg-type]
+
+
+def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:
+    """Whether the launch waits for an Ascend rank table (``--rank-table auto`` and one is announced)."""
+    if (parsed.text("rank_table") or "auto") == "off":
+        return False
+    return bool(environ.get("RANK_TABLE_FILE") or environ.get("RANK_TABLE_FILE_V_1_0"))
+
+
+def rank_table_timeout(parsed: Parsed) -> float:
+    return seconds(parsed.text("rank_table_timeout"), "--rank-table-timeout", DEFAULT_RANK_TABLE_TIMEOUT)
+
+
+def seconds(text: Optional[str], flag: str, default: float) -> float:
+    """A non-negative, finite number of seconds; ``default`` when not given."""
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(
+            f"{flag} {text!r} is not a number of seconds", hint=f"give {flag} {default:g}"
+        ) from None
+    if not 0 <= value < float("inf"):  # also false for NaN
+        raise UsageError(f"{flag} {text!r} is out of range", hint=f"give {flag} {default:g}")
+    return value
+
+
+def port(text: Optional[str], flag: str, default: int) -> int:
+    """A TCP port, 1-65535; ``default`` when not given."""
+    if text is None:
+        return default
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
+        raise UsageError(f"{flag} {text!r} is not a port (1-65535)", hint=f"give {flag} {default}")
+    return int(value)

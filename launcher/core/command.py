@@ -1,0 +1,115 @@
+"""The argv a launch executes, and the program it resolves to.
+
+A command is an argv (``-- COMMAND ARGS``), a ``-c`` shell line with words appended (run by bash, else
+``sh``), or a training script handed to torchrun; ``--conda-run`` wraps it in ``conda run
+--no-capture-output`` and ``--line-buffered`` in ``stdbuf -oL -eL``. Pure apart from reading the file
+system.
+"""
+
+from __future__ import annotations
+
+import os
+
+from launcher.core import paths
+from launcher.errors import CommandNotExecutable, CommandNotFound, UnavailableError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Optional
+
+    from launcher.core.conda import Env
+    from launcher.core.request import Request
+    from launcher.errors import LaunchError
+    from launcher.modelarts.distributed import DistEnv
+
+
+def first_word(request: Request) -> Optional[str]:
+    """The program the command names first (for a ``-c`` line, its first shell word), if any."""
+    if request.command:
+        return request.command[0]
+    if request.shell_line:
+        import shlex
+
+        try:
+            words = shlex.split(request.shell_line)
+        except ValueError:
+            return None
+        return words[0] if words else None
+    return None
+
+
+def resolve_program(
+    name: str, path_value: Optional[str], cwd: str
+) -> tuple[Optional[str], Optional[LaunchError]]:
+    """Find ``name`` as ``execvpe`` will: directly when it has a ``/``, else on ``path_value`` (empty
+    entries skipped). Returns the path, or the error the exec would end with (127 not found, 126 not
+    executable)."""
+    if "/" in name:
+        path = os.path.join(cwd, name)
+        if not os.path.exists(path):
+            return None, CommandNotFound(
+                f"{name}: no such file (looked from {cwd})", hint=_relative_hint(name)
+            )
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            return None, CommandNotExecutable(
+                f"{name}: not executable", hint=f"chmod +x {name}, or run it with its interpreter"
+            )
+        return path, None
+    found = paths.search_path(name, path_value, cwd)
+    if found is not None:
+        return found, None
+    denied = paths.search_path(name, path_value, cwd, accept=os.path.isfile)
+    if denied is not None:
+        return None, CommandNotExecutable(f"{denied}: not executable", hint=f"chmod +x {denied}")
+    return None, CommandNotFound(
+        f"{name}: command not found on PATH", hint="check the spelling, or choose the env that provides it"
+    )
+
+
+def _relative_hint(name: str) -> str:
+    if not os.path.isabs(name):
+        return "relative paths are looked up from the working directory; give an absolute path or --workdir"
+    return "check the path"
+
+
+def shell_line_argv(line: str, appended: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """``bash -c LINE`` (``sh`` without bash) with the appended words quoted onto the line, the way
+    ModelArts appends its channel arguments."""
+    if appended:
+        import shlex
+
+        line = line + " " + shlex.join(appended)
+    return [paths.find_bash(environ.get("PATH")) or "/bin/sh", "-c", line]
+
+
+def torchrun_command(
+    command: Sequence[str], env: Optional[Env], dist: DistEnv, request: Request, environ: Mapping[str, str]
+) -> list[str]:
+    """The env's ``python -m torch.distributed.run`` composed for this node, then the training script."""
+    from launcher.modelarts.distributed import job_id, torchrun_argv
+
+    if not command:
+        raise UsageError("--torchrun needs a training script", hint="ma-launch --torchrun train.py ARGS...")
+    python = os.path.join(env.prefix, "bin", "python") if env else "python"
+    return torchrun_argv(python, command, dist, job_id=job_id(environ), extra=request.torchrun_args)
+
+
+def conda_run_command(argv: Sequence[str], env: Env) -> list[str]:
+    """``<root>/bin/conda run --no-capture-output -n NAME|-p PREFIX ARGV``; UnavailableError (69) when the
+    env's root has no conda."""
+    conda = os.path.join(env.root, "bin", "conda") if env.root else None
+    if conda is None or not os.access(conda, os.X_OK):
+        where = f"{env.root}/bin/conda" if env.root else f"a conda root above {env.prefix}"
+        raise UnavailableError(
+            f"--conda-run needs conda, but there is none at {where}",
+            hint="drop --conda-run: ma-launch activates the env itself",
+        )
+    selector = ["-n", env.name] if env.name == "base" or "/" not in env.name else ["-p", env.prefix]
+    return [conda, "run", "--no-capture-output", *selector, *argv]
+
+
+def stdbuf_command(argv: Sequence[str], environ: Mapping[str, str]) -> Optional[list[str]]:
+    """``stdbuf -oL -eL ARGV``, or ``None`` when stdbuf is not installed."""
+    stdbuf = paths.search_path("stdbuf", environ.get("PATH"))
+    return None if stdbuf is None else [stdbuf, "-oL", "-eL", *argv]

@@ -1,0 +1,91 @@
+"""What the user asked for, after the flags and the ``MA_LAUNCH_*`` variables were read: the planner's input.
+
+Modes are ``Literal`` types (checked by mypy, free at run time); the CLI has validated every value before a
+:class:`Request` is made.
+"""
+
+from __future__ import annotations
+
+from launcher.core.record import Record
+from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Optional
+
+    from launcher.core.plan import LdMode
+
+    ChannelMode = Literal["pass", "env", "drop"]
+
+LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
+CHANNEL_MODES: tuple[ChannelMode, ...] = ("pass", "env", "drop")
+
+
+class Request(Record):
+    """The launch request: the command (argv words, or a ``-c`` shell line with appended words), how to
+    choose the env, the working directory, and the mode of every planning step."""
+
+    __slots__ = (
+        "channel_args",
+        "channel_names",
+        "command",
+        "conda_run",
+        "dist_env",
+        "ld_mode",
+        "line_buffered",
+        "master_port",
+        "name",
+        "prefix",
+        "shell_line",
+        "strict_activation",
+        "strict_lint",
+        "torchrun",
+        "torchrun_args",
+        "workdir",
+        "world_per_node",
+    )
+
+    def __init__(
+        self,
+        *,
+        command: tuple[str, ...] = (),
+        shell_line: Optional[str] = None,
+        name: Optional[str] = None,
+        prefix: Optional[str] = None,
+        workdir: Optional[str] = None,
+        ld_mode: LdMode = "auto",
+        conda_run: bool = False,
+        line_buffered: bool = False,
+        strict_activation: bool = False,
+        channel_args: ChannelMode = "pass",
+        channel_names: tuple[str, ...] = CHANNEL_NAMES,
+        dist_env: bool = True,
+        master_port: int = MASTER_PORT,
+        world_per_node: bool = False,
+        torchrun: bool = False,
+        torchrun_args: tuple[str, ...] = (),
+        strict_lint: bool = False,
+    ) -> None:
+        self.command = command
+        self.shell_line = shell_line
+        self.name = name
+        self.prefix = prefix
+        self.workdir = workdir
+        self.ld_mode: LdMode = ld_mode
+        self.conda_run = conda_run
+        self.line_buffered = line_buffered
+        self.strict_activation = strict_activation
+        self.channel_args: ChannelMode = channel_args
+        self.channel_names = channel_names
+        self.dist_env = dist_env
+        self.master_port = master_port
+        self.world_per_node = world_per_node
+        self.torchrun = torchrun
+        self.torchrun_args = torchrun_args
+        self.strict_lint = strict_lint
+
+    def replace(self, **changes: object) -> Request:
+        """A copy with some fields changed."""
+        fields: dict[str, object] = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Request(**fields)  # type: ignore[arg-type]
