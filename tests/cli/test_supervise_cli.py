@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_supervise import (  # the PID-namespace and process-table helpers
+from launchkit import REPO
+from supervisekit import (  # the PID-namespace and process-table helpers
     PY,
-    ROOT,
     _no_leftovers,  # noqa: F401 - autouse fixture: fail on leftover processes
     as_pid1,
     assert_clean,
@@ -29,7 +29,7 @@ from test_supervise import (  # the PID-namespace and process-table helpers
 
 def cli(*command: str, init: str = "always", grace: float = 5.0, quiet: bool = False) -> list[str]:
     flags = ["-q"] if quiet else []
-    flags += ["--init", init, "--grace", str(grace), "--workdir", str(ROOT), "--ld-library-path", "off"]
+    flags += ["--init", init, "--grace", str(grace), "--workdir", str(REPO), "--ld-library-path", "off"]
     return [PY, "-m", "launcher", *flags, "--", *command]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, make_root, need, write_exe
+from launchkit import REPO
 from needs import missing
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
@@ -22,7 +24,7 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "PYTHON"))}
     env.pop("ANACONDA_DIR", None)
     env.pop("DEFAULT_CONDA_ENV_NAME", None)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(REPO)
     env["MA_HOME"] = str(tmp_path)
     env.update(extra)
     return env
@@ -31,7 +33,7 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def launch(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None, **kw: object
 ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
+    return subprocess.run(  # type: ignore[no-any-return]
         [*LAUNCH, *args],
         env=env or base_env(tmp_path),
         capture_output=True,
@@ -59,7 +61,7 @@ def test_exit_status_passes_through(tmp_path: Path, code: int) -> None:
 @pytest.mark.parametrize(
     "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT]
 )
-def test_signal_death_passes_through(tmp_path: Path, sig: int) -> None:
+def test_signal_death_passes_through(tmp_path: Path, sig: signal.Signals) -> None:
     direct = subprocess.run(["sh", "-c", f"kill -{sig.name[3:]} $$"], check=False)
     result = launch(tmp_path, "-q", "--", "sh", "-c", f"kill -{sig.name[3:]} $$")
     assert result.returncode == direct.returncode == -sig
@@ -311,7 +313,8 @@ def test_runs_on_the_oldest_supported_python(tmp_path: Path) -> None:
     import glob
 
     candidates = [
-        *glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")),
+        # the user's real home: the session's HOME is private (conftest.py)
+        *glob.glob(pwd.getpwuid(os.getuid()).pw_dir + "/.pyenv/versions/3.9*/bin/python3.9"),
         "/usr/bin/python3.9",
         "/usr/local/bin/python3.9",
     ]

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from launchkit import REPO
 
-PACKAGE = Path(__file__).resolve().parent.parent / "launcher"
+PACKAGE = REPO / "launcher"
 PURE = ("core", "ld", "modelarts", "render")
 FORBIDDEN_IN_PURE = ("launcher.run", "launcher.cli", "launcher.image", "typer", "subprocess")
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 from imagekit import GID, PYVER, UID, ImageRoot, make_conda_env, need, need_root, write
+from launchkit import REPO
 
 from launcher.cli.main import run
 from launcher.image import doctor, pack
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def pack_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -88,12 +87,14 @@ def test_round_trip_to_the_dest_prefix(env: Path, tmp_path: Path, capsys: pytest
         "import os, sys; e = os.environ;"
         "print(sys.executable, e['DEMO_MODE'], e['DEMO_ACTIVATED'], e['CONDA_PREFIX'])"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_"))}
-    env.update(ANACONDA_DIR=str(dest.parent.parent), DEFAULT_CONDA_ENV_NAME="demo", MA_HOME=str(tmp_path))
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    launch_env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_"))}
+    launch_env.update(
+        ANACONDA_DIR=str(dest.parent.parent), DEFAULT_CONDA_ENV_NAME="demo", MA_HOME=str(tmp_path)
+    )
+    launch_env["PYTHONPATH"] = str(REPO)
     launched = subprocess.run(
         [sys.executable, "-m", "launcher", "-q", "--", "python", "-c", show],
-        env=env,
+        env=launch_env,
         capture_output=True,
         text=True,
         check=False,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, write_exe
+from launchkit import REPO
 from needs import missing
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
@@ -39,7 +40,7 @@ def job_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("CONDA", "MA_", "VC_", "DLS_", "BATCH_", "RANK_", "PYTHON", *DIST))
     }
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(REPO)
     env["MA_HOME"] = str(tmp_path)
     env.update(extra)
     return env

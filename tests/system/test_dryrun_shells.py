@@ -16,6 +16,7 @@ import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from launchkit import REPO
 
 from launcher.render.shells import (
     CSH,
@@ -30,7 +31,7 @@ from launcher.render.shells import (
 )
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
-REPO = str(Path(__file__).resolve().parent.parent)
+
 SHELLS = {
     "bash": ["bash", "--norc", "--noprofile", "-c"],
     "dash": ["dash", "-c"],
@@ -180,7 +181,7 @@ def test_dry_run_line_does_what_the_real_run_does(
     )
     workdir = tmp_path / HOSTILE_DIR
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "LD_", "PYTHON"))}
-    base.update(PYTHONPATH=REPO, XDG_CACHE_HOME=str(tmp_path / "cache"), INHERITED_TO_UNSET="x")
+    base.update(PYTHONPATH=str(REPO), XDG_CACHE_HOME=str(tmp_path / "cache"), INHERITED_TO_UNSET="x")
     base[UNEXPORTABLE] = "host-0:6666"
     if case["env_bin_on_path"]:
         base["PATH"] = f"/usr/local/bin:{env_dir}/bin:{base['PATH']}"
@@ -200,7 +201,9 @@ def test_dry_run_line_does_what_the_real_run_does(
     via_shell = _record([*shell_cmd, os.fsdecode(line[:-1])], base, tmp_path / "line.json")
 
     assert via_shell["argv"] == real["argv"]
-    assert [bytes.fromhex(a) for a in real["argv"]] == [os.fsencode(a) for a in args]  # type: ignore[union-attr]
+    real_argv = real["argv"]
+    assert isinstance(real_argv, list)
+    assert [bytes.fromhex(a) for a in real_argv] == [os.fsencode(a) for a in args]
     assert via_shell["cwd"] == real["cwd"] == str(workdir)
     noise = _shell_noise(shell_cmd, env_dir / "bin" / "rec", base, workdir, tmp_path / "noise.json")
     base_b = {os.fsencode(k): os.fsencode(v) for k, v in base.items()}

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from elfkit import build_exe, build_lib, build_pyext, make_elf, require_tool, run
+from launchkit import REPO
 
 from launcher.ld.analysis import _MAGIC, AddedDir, LdAnalysis, Unresolved, _parse_ld_so_cache, analyze
 
@@ -266,7 +267,7 @@ def test_unreadable_files_and_dirs_as_an_unprivileged_user(shared_tmp: str) -> N
     build_lib(f"{prefix}/lib/closed/libhidden.so.1", "libhidden.so.1")
     os.chmod(f"{prefix}/lib/closed", 0o000)
     shutil.copytree(
-        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launcher"),
+        str(REPO / "launcher"),
         f"{shared_tmp}/launcher",
     )
     for root, dirs, files in os.walk(shared_tmp):

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from launchkit import REPO
 from needs import missing, need
 
-REPO = Path(__file__).resolve().parent.parent
 REAL_PYTHON = os.path.realpath(sys.executable)
 HOME = "/home/ma-user"
 ROOT = HOME + "/anaconda3"

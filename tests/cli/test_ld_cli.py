@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from condakit import REAL_PYTHON, make_env
 from elfkit import build_exe, build_lib, build_pyext
+from launchkit import REPO
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -20,7 +21,7 @@ PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "LD_"))}
     env.update(
-        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        PYTHONPATH=str(REPO),
         MA_HOME=str(tmp_path),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
     )
@@ -58,7 +59,7 @@ def test_extension_module_gets_the_nvidia_lib_dir_not_env_lib(env: Path, tmp_pat
     build_lib(f"{env}/lib/libother.so.1", "libother.so.1")
     build_pyext(f"{site}/mod", "_core", calls=["nvx"], needs=[nv])
     Path(site, "mod", "__init__.py").write_text("from mod._core import *\n")
-    pythonpath = f"{site}:{Path(__file__).resolve().parent.parent}"
+    pythonpath = f"{site}:{REPO}"
     code = "import os, mod; print(os.environ['LD_LIBRARY_PATH'])"
     ok = launch(tmp_path, "-q", "-p", str(env), "--", "python", "-c", code, PYTHONPATH=pythonpath)
     assert ok.returncode == 0, ok.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
+from launchkit import REPO
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 APPENDED = ["--data_url=/home/ma-user/modelarts/inputs/data_url_0/", "--train_url", "/out dir/", "it's"]
@@ -33,7 +34,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     work.mkdir()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "PYTHON"))}
     base.update(
-        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        PYTHONPATH=str(REPO),
         GONE="1",
         LD_LIBRARY_PATH="/usr/local/nvidia/lib64",
     )
@@ -122,7 +123,7 @@ def test_baked_script_keeps_the_boot_time_paths(
 def test_baked_shell_line_gets_the_appended_arguments(tmp_path: Path) -> None:
     script = tmp_path / "boot.sh"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_"))}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(REPO)
     cmd = [*LAUNCH, "bake", "-o", str(script), "--workdir", str(tmp_path), "-c", "printf '[%s]' first"]
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     result = subprocess.run(
@@ -133,7 +134,7 @@ def test_baked_shell_line_gets_the_appended_arguments(tmp_path: Path) -> None:
 
 def test_bake_refuses_to_overwrite_and_to_bake_failures(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_"))}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = str(REPO)
     script = tmp_path / "boot.sh"
     script.write_text("keep me")
     result = subprocess.run(

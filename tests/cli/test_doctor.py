@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from imagekit import GID, UID, ImageRoot, chown_tree, need, need_root, need_tool, public_tmp, write
+from launchkit import REPO
 
 from launcher.cli.main import run
 from launcher.image import doctor
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
