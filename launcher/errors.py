@@ -79,6 +79,15 @@ class CommandNotFound(LaunchError):
     exit_code = 127
 
 
+def one_line(text: str) -> str:
+    """``text`` as it may appear in a one-line message: printable characters as they are, every other one
+    (a line break, a tab, an escape, an undecodable byte) as its Python escape: ``\\n``, ``\\x1b``,
+    ``\\udcff``."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def exec_error(name: str, code: int, strerror: str = "") -> LaunchError:
     """The error for a failed exec of ``name`` with errno ``code``, with the shell's exit codes: 127 when
     it is not found, 126 when it cannot run. The one errno mapping, for the executor and the supervisor."""
