@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,10 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from needs import missing
 
 from launcher.errors import ConfigError, UsageError
-from launcher.modelarts.distributed import DEFAULT_RDZV_ID, DistEnv, dist_env, job_id, torchrun_argv
+from launcher.modelarts.distributed import DistEnv, dist_env
 from launcher.modelarts.platform import detect_platform
+from launcher.modelarts.torchrun import DEFAULT_RDZV_ID, job_id, torchrun_argv
 
 JOB = "ma-job-0f1e"
 HOSTS = f"{JOB}-worker-0.{JOB},{JOB}-worker-1.{JOB}"
@@ -268,17 +271,12 @@ def test_torchrun_ipv6_endpoint() -> None:
     assert argv[argv.index("--rdzv_endpoint") + 1] == "[fd00::1]:6060"
 
 
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_torch(), reason="torch is not installed")
 def test_real_torchrun_gloo(tmp_path: Path) -> None:
+    # Looked up, not imported: importing torch here would load it into the test process (and without
+    # numpy it warns, which pytest turns into an error).
+    if importlib.util.find_spec("torch") is None:
+        missing("torch is not installed")
     script = tmp_path / "job.py"
     script.write_text(
         textwrap.dedent(

@@ -505,7 +505,7 @@ def _compose_argv(
         decisions.append(f"the -c line runs with {shell} -c")
         argv = [shell, "-c", line]
     elif request.torchrun and dist is not None:  # dist is always derived for --torchrun
-        from launcher.modelarts.distributed import job_id, torchrun_argv
+        from launcher.modelarts.torchrun import job_id, torchrun_argv
 
         if not command:
             raise UsageError(
