@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from launcher.errors import UsageError
 from launcher.modelarts.channels import (
     ChannelSplit,
+    channel_mode,
     channel_names,
     env_name,
     parse_channel_list,
@@ -133,7 +134,7 @@ def test_value_after_space_form_must_not_start_with_dashes() -> None:
 
 def test_bad_mode() -> None:
     with pytest.raises(UsageError):
-        split(["p"], "keep")
+        channel_mode("keep")
 
 
 @pytest.mark.parametrize(

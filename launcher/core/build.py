@@ -423,11 +423,12 @@ def _split_channels(
     variables made from them."""
     if request.channel_args == "pass":
         return request.command, {}
-    from launcher.modelarts.channels import split_channel_args
+    from launcher.modelarts.channels import channel_mode, split_channel_args
 
     # After -c every word is appended; otherwise the first word is the program and never a channel.
     words = ["-c", *request.command] if request.shell_line is not None else list(request.command)
-    split = split_channel_args(words, environ, mode=request.channel_args, names=request.channel_names)
+    mode = channel_mode(request.channel_args)
+    split = split_channel_args(words, environ, mode=mode, names=request.channel_names)
     if split.removed:
         verb = "turned into variables" if request.channel_args == "env" else "dropped"
         decisions.append(
