@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from launcher.modelarts.lint import LintWarning, lint, split_commands, tokenize
+from launcher.modelarts.lint import LintWarning, lint
 from launcher.modelarts.platform import LOCAL, Platform
+from launcher.modelarts.shellwords import split_commands, tokenize
 
 V2 = Platform("v2", ("MA_VJ_NAME",))
 V1 = Platform("v1", ("DLS_TASK_INDEX",))
