@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from launcher.errors import ConfigError, DataError, TimeoutError_, UsageError
-from launcher.modelarts.ranktable import RankTable, convert_template2, prepare_rank_table
+from launcher.modelarts.ranktable import RankTable, convert_template2, rank_table_mode
+from launcher.run.ranktable import prepare_rank_table
 
 # The two examples of modelarts.md, verbatim.
 DOC_T2 = {
@@ -251,7 +252,7 @@ def test_off_and_absent(tmp_path: Path) -> None:
     assert prepare_rank_table({}, progress=Log()) is None
     assert prepare_rank_table({"RANK_TABLE_FILE": ""}, progress=Log()) is None
     with pytest.raises(UsageError):
-        prepare_rank_table(env, mode="on", progress=Log())
+        rank_table_mode("on")
 
 
 def test_missing_mount_path(tmp_path: Path) -> None:

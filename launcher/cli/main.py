@@ -180,11 +180,12 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool, quiet: bool) ->
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.activation import Change
-    from launcher.modelarts.ranktable import prepare_rank_table
+    from launcher.modelarts.ranktable import rank_table_mode
+    from launcher.run.ranktable import prepare_rank_table
 
     table = prepare_rank_table(
         os.environ,
-        mode=parsed.text("rank_table") or "auto",
+        mode=rank_table_mode(parsed.text("rank_table") or "auto"),
         timeout=_number(parsed.text("rank_table_timeout"), "--rank-table-timeout", 600.0),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if quiet else say,
