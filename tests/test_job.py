@@ -3,6 +3,7 @@ channel arguments and boot-line lint."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -149,15 +150,18 @@ def test_torchrun_composed_argv(tmp_path: Path) -> None:
     assert data["argv"][1:5] == ["-m", "torch.distributed.run", "--standalone", "--nnodes"]
 
 
-def _torch_available() -> bool:
-    result = subprocess.run([REAL_PYTHON, "-c", "import torch"], capture_output=True)
-    return result.returncode == 0
+def _torch_path() -> str:
+    """The directory torch is installed in (looked up, not imported), for the job's PYTHONPATH: the env's
+    python is the real interpreter, which does not see a virtualenv's packages."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        missing("torch is not installed")
+    return str(Path(spec.origin).parent.parent)
 
 
 @pytest.mark.slow
 def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
-    if not _torch_available():
-        missing("torch is not installed")
+    torch_path = _torch_path()
     env_dir = make_env(tmp_path / "env")
     (tmp_path / "train.py").write_text(
         textwrap.dedent(
@@ -174,6 +178,7 @@ def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
         )
     )
     env = job_env(tmp_path, MA_NUM_GPUS="2")
+    env["PYTHONPATH"] += os.pathsep + torch_path
     result = run(
         tmp_path, "-q", "-p", str(env_dir), "--master-port", "29631", "--torchrun", "train.py", "--x", env=env
     )
