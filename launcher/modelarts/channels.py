@@ -21,7 +21,7 @@ hold only ASCII letters, digits, ``_``, ``.`` and ``-``. Pure.
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.errors import UsageError, one_line
+from launcher.errors import UsageError
 from launcher.modelarts.facts import CHANNEL_NAMES
 
 TYPE_CHECKING = False
@@ -63,7 +63,7 @@ def channel_mode(text: str) -> ChannelMode:
     for mode in MODES:
         if text == mode:
             return mode
-    raise UsageError(f"unknown channel mode {one_line(text)!r}", hint="use --channel-args pass, env or drop")
+    raise UsageError(f"unknown channel mode {text!r}", hint="use --channel-args pass, env or drop")
 
 
 def _is_name(text: str) -> bool:

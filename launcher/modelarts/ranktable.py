@@ -106,9 +106,7 @@ def rank_table_mode(text: str) -> RankTableMode:
     for mode in MODES:
         if text == mode:
             return mode
-    raise UsageError(
-        f"unknown rank table mode {one_line(text)!r}", hint="use --rank-table auto or --rank-table off"
-    )
+    raise UsageError(f"unknown rank table mode {text!r}", hint="use --rank-table auto or --rank-table off")
 
 
 def table_location(environ: Mapping[str, str]) -> Optional[tuple[str, str]]:
@@ -127,6 +125,11 @@ def table_file(location: str) -> str:
     if os.path.exists(location) or location.endswith(".json"):
         return location
     return os.path.join(location, FILE_NAME)
+
+
+def _quoted(text: str) -> str:
+    """A string from the table for a message: quoted, escaped, and cut after 60 characters."""
+    return repr(text[:60]) + ("…" if len(text) > 60 else "")
 
 
 def _kind(value: object) -> str:
@@ -159,7 +162,7 @@ def completed_table(path: str, raw: bytes) -> tuple[Optional[JSONObject], str]:
         return None, "not a JSON object"
     status = data.get("status")
     if status != "completed":
-        return None, f"status {one_line(status)!r}" if isinstance(status, str) else f"status {_kind(status)}"
+        return None, f"status {_quoted(status)}" if isinstance(status, str) else f"status {_kind(status)}"
     return data, "completed"
 
 
@@ -190,7 +193,7 @@ def _pod_index(pod: str) -> int:
     digits = len(pod) - len(pod.rstrip("0123456789"))
     if not 0 < digits <= MAX_POD_DIGITS:
         problem = "does not end in a number" if digits == 0 else "ends in a number too large"
-        raise DataError(f"rank table: pod_name {one_line(pod)!r} {problem}", hint=_HINT_OFF)
+        raise DataError(f"rank table: pod_name {_quoted(pod)} {problem}", hint=_HINT_OFF)
     return int(pod[len(pod) - digits :])
 
 
@@ -204,7 +207,7 @@ def _instance(value: object, where: str) -> Instance:
     return Instance(pod_index, server_id, devices)
 
 
-def template2_instances(data: JSONObject) -> list[Instance]:
+def template2_instances(data: Mapping[str, object]) -> list[Instance]:
     """The instances of a template-2 table in rank order: groups in order, skipping those whose
     ``device_count`` is ``"0"``; in each, instances by the number ending their ``pod_name``
     (``…-worker-2`` before ``…-worker-10``). :class:`DataError` when a field is missing or mistyped."""
@@ -255,13 +258,13 @@ def template1_document(servers: Sequence[Server]) -> JSONObject:
     }
 
 
-def convert_template2(data: JSONObject) -> JSONObject:
+def convert_template2(data: Mapping[str, object]) -> JSONObject:
     """Template 2 → template 1, as the reference launcher does it (see :func:`template2_instances` and
     :func:`assign_ranks`). Raises :class:`DataError` when a field is missing or mistyped."""
     return template1_document(assign_ranks(template2_instances(data)))
 
 
-def template1_rank_size(data: JSONObject) -> int:
+def template1_rank_size(data: Mapping[str, object]) -> int:
     """The number of devices in a template-1 table; :class:`DataError` when its structure is wrong."""
     size = 0
     for s, server in enumerate(_list(data, "server_list", "the file")):
@@ -273,7 +276,7 @@ def template1_rank_size(data: JSONObject) -> int:
     return size
 
 
-def template_of(data: JSONObject) -> Template:
+def template_of(data: Mapping[str, object]) -> Template:
     """1 or 2, from the table's structure; :class:`DataError` for anything else."""
     if "group_list" in data:
         return 2
@@ -298,7 +301,7 @@ def output_path(environ: Mapping[str, str], out_path: Optional[str]) -> str:
 
 
 def usable_table(
-    source: str, data: JSONObject, environ: Mapping[str, str], out_path: Optional[str]
+    source: str, data: Mapping[str, object], environ: Mapping[str, str], out_path: Optional[str]
 ) -> tuple[RankTable, Optional[bytes]]:
     """The table HCCL will read for the completed table ``data`` found at ``source``, and the bytes to
     write at its path (None when ``source`` is template 1 and used as it is)."""

@@ -29,9 +29,10 @@ PROGRESS_EVERY = 5.0
 
 
 def _read(path: str) -> tuple[Optional[JSONObject], str]:
-    """The parsed table when the file is complete, else None and what is wrong with it so far."""
+    """The parsed table when the file is complete, else None and what is wrong with it so far. Opened
+    without blocking, so a FIFO in its place cannot stop the wait and its deadline."""
     try:
-        with open(path, "rb") as f:
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as f:
             raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         return None, "file not there yet"
