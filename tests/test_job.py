@@ -282,3 +282,46 @@ def test_lint_warns_and_strict_lint_fails(tmp_path: Path) -> None:
     assert result.returncode == 78 and "conda-activate" in result.stderr
     result = run(tmp_path, "-q", "--", sys.executable, "-c", "pass", env=env)
     assert result.returncode == 0 and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "code", "text"),
+    [
+        ((), {"MA_NUM_GPUS": "²"}, 78, "MA_NUM_GPUS='²' is not a non-negative whole number"),
+        ((), {"VC_TASK_INDEX": "9" * 5000}, 78, "VC_TASK_INDEX="),
+        (("--dry-run",), {"MA_NUM_HOSTS": "1\n2"}, 78, "MA_NUM_HOSTS='1\\n2'"),
+        (("--master-port", "0"), {}, 2, "--master-port 0 is outside 1-65535"),
+        (("--master-port", "99999"), {}, 2, "--master-port 99999 is outside 1-65535"),
+    ],
+)
+def test_bad_platform_values_and_options_get_their_code(
+    tmp_path: Path, args: tuple[str, ...], extra: dict[str, str], code: int, text: str
+) -> None:
+    marker = tmp_path / "ran"
+    env = job_env(tmp_path, **{**V2, "VC_TASK_INDEX": "0", **extra})
+    result = run(tmp_path, *args, "--", "touch", str(marker), env=env)
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_rank_table_nested_too_deeply_is_a_data_error(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "jobstart_hccl.json").write_text(
+        '{"status": "completed", "group_list": ' + "[" * 100_000
+    )
+    env = job_env(tmp_path, RANK_TABLE_FILE=str(tmp_path / "config"), MA_MOUNT_PATH=str(tmp_path))
+    result = run(tmp_path, "--", "touch", str(marker), env=env)
+    assert result.returncode == 65, result.stderr
+    assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists() and not (tmp_path / "rank_table").exists()
+
+
+def test_rank_table_fifo_keeps_the_deadline(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    os.mkfifo(tmp_path / "config" / "jobstart_hccl.json")
+    env = job_env(tmp_path, RANK_TABLE_FILE=str(tmp_path / "config"), MA_MOUNT_PATH=str(tmp_path))
+    result = run(tmp_path, "--rank-table-timeout", "1", "--", "true", env=env)
+    assert result.returncode == 75, result.stderr
