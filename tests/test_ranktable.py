@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from launcher.errors import ConfigError, DataError, TimeoutError_, UsageError
-from launcher.modelarts.ranktable import RankTable, convert_template2, rank_table_mode
-from launcher.run.ranktable import prepare_rank_table
+from launcher.modelarts.ranktable import RankTable, convert_template2
+from launcher.run.ranktable import prepare_rank_table, rank_table_mode
 
 # The two examples of modelarts.md, verbatim.
 DOC_T2 = {
@@ -154,9 +154,8 @@ def test_wait_for_delayed_completion(tmp_path: Path) -> None:
     finally:
         writer.join()
     out = mount / "rank_table" / "jobstart_hccl.json"
-    assert result == RankTable(
-        str(out), 6, {"RANK_TABLE_FILE": str(out), "RANK_SIZE": "6"}, str(table), template=2
-    )
+    assert result == RankTable(str(out), 6, str(table), template=2)
+    assert result.env == {"RANK_TABLE_FILE": str(out), "RANK_SIZE": "6"}
     assert json.loads(out.read_text()) == MULTI_T1
     assert os.listdir(out.parent) == ["jobstart_hccl.json"]  # no temporary file left behind
 
@@ -206,9 +205,8 @@ def test_template1_passthrough_directory(tmp_path: Path) -> None:
     table.write_text(json.dumps(MULTI_T1))
     before = table.read_bytes()
     result = prepare_rank_table({"RANK_TABLE_FILE": str(tmp_path)}, timeout=1, progress=Log())
-    assert result == RankTable(
-        str(table), 6, {"RANK_TABLE_FILE": str(table), "RANK_SIZE": "6"}, str(table), 1
-    )
+    assert result == RankTable(str(table), 6, str(table), 1)
+    assert result.env == {"RANK_TABLE_FILE": str(table), "RANK_SIZE": "6"}
     assert table.read_bytes() == before
     assert os.listdir(tmp_path) == ["jobstart_hccl.json"]
 

@@ -180,8 +180,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool, quiet: bool) ->
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.activation import Change
-    from launcher.modelarts.ranktable import rank_table_mode
-    from launcher.run.ranktable import prepare_rank_table
+    from launcher.run.ranktable import prepare_rank_table, rank_table_mode
 
     table = prepare_rank_table(
         os.environ,

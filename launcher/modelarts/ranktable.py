@@ -17,19 +17,17 @@ from __future__ import annotations
 import os
 
 from launcher.core.record import Record
-from launcher.errors import ConfigError, DataError, UsageError, one_line
+from launcher.errors import ConfigError, DataError, one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Literal, Optional
 
-    RankTableMode = Literal["auto", "off"]
     Template = Literal[1, 2]
     JSONObject = dict[str, object]
 
 FILE_NAME = "jobstart_hccl.json"
-MODES: tuple[RankTableMode, ...] = ("auto", "off")
 #: A table for thousands of devices is a few MB; more is not a rank table (and is not read further).
 MAX_BYTES = 64 * 1024 * 1024
 #: Digits of the number that ends a pod name; more is not a pod of a real job.
@@ -40,24 +38,21 @@ _HINT_OFF = "pass --rank-table off to start without converting it"
 
 class RankTable(Record):
     """A usable template-1 rank table: ``path`` (the converted file, or the source when it was already
-    template 1), ``rank_size`` (devices in the whole job), ``env`` (``RANK_TABLE_FILE`` and ``RANK_SIZE`` for
-    the program), ``source_path`` (the file the platform wrote) and ``template`` (1 or 2: the source's)."""
+    template 1), ``rank_size`` (devices in the whole job), ``source_path`` (the file the platform wrote) and
+    ``template`` (1 or 2: the source's)."""
 
-    __slots__ = ("env", "path", "rank_size", "source_path", "template")
+    __slots__ = ("path", "rank_size", "source_path", "template")
 
-    def __init__(
-        self,
-        path: str,
-        rank_size: int,
-        env: Optional[dict[str, str]] = None,
-        source_path: str = "",
-        template: Template = 1,
-    ) -> None:
+    def __init__(self, path: str, rank_size: int, source_path: str, template: Template) -> None:
         self.path = path
         self.rank_size = rank_size
-        self.env = env if env is not None else {}
         self.source_path = source_path
         self.template = template
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables that point the program at the table: ``RANK_TABLE_FILE`` and ``RANK_SIZE``."""
+        return {"RANK_TABLE_FILE": self.path, "RANK_SIZE": str(self.rank_size)}
 
 
 class Device(Record):
@@ -81,32 +76,14 @@ class Instance(Record):
         self.devices = tuple(devices)
 
 
-class RankedDevice(Record):
-    """A template-1 device: a template-2 device with its rank in the job."""
-
-    __slots__ = ("device", "rank_id")
-
-    def __init__(self, device: Device, rank_id: int) -> None:
-        self.device = device
-        self.rank_id = rank_id
-
-
 class Server(Record):
-    """A template-1 server with its devices in rank order."""
+    """A template-1 server with its devices in rank order, each with its rank in the job."""
 
     __slots__ = ("devices", "server_id")
 
-    def __init__(self, server_id: str, devices: Sequence[RankedDevice]) -> None:
+    def __init__(self, server_id: str, devices: Sequence[tuple[int, Device]]) -> None:
         self.server_id = server_id
         self.devices = tuple(devices)
-
-
-def rank_table_mode(text: str) -> RankTableMode:
-    """The mode named ``text``; :class:`UsageError` for any other word."""
-    for mode in MODES:
-        if text == mode:
-            return mode
-    raise UsageError(f"unknown rank table mode {text!r}", hint="use --rank-table auto or --rank-table off")
 
 
 def table_location(environ: Mapping[str, str]) -> Optional[tuple[str, str]]:
@@ -169,8 +146,7 @@ def completed_table(path: str, raw: bytes) -> tuple[Optional[JSONObject], str]:
 def _member(obj: object, key: str, what: str) -> object:
     if not isinstance(obj, dict) or key not in obj:
         raise DataError(f"rank table: {what} has no {key!r}", hint=_HINT_OFF)
-    value: object = obj[key]
-    return value
+    return obj[key]
 
 
 def _list(obj: object, key: str, what: str) -> list[object]:
@@ -225,12 +201,12 @@ def template2_instances(data: Mapping[str, object]) -> list[Instance]:
 def assign_ranks(instances: Sequence[Instance]) -> list[Server]:
     """Template-1 servers: ``rank_id`` counts 0, 1, 2… over the instances' devices in order; devices are
     grouped by ``server_id`` in order of first appearance."""
-    servers: dict[str, list[RankedDevice]] = {}
+    servers: dict[str, list[tuple[int, Device]]] = {}
     rank = 0
     for instance in instances:
         devices = servers.setdefault(instance.server_id, [])
         for device in instance.devices:
-            devices.append(RankedDevice(device, rank))
+            devices.append((rank, device))
             rank += 1
     return [Server(server_id, devices) for server_id, devices in servers.items()]
 
@@ -245,12 +221,8 @@ def template1_document(servers: Sequence[Server]) -> JSONObject:
             {
                 "server_id": server.server_id,
                 "device": [
-                    {
-                        "device_id": d.device.device_id,
-                        "device_ip": d.device.device_ip,
-                        "rank_id": str(d.rank_id),
-                    }
-                    for d in server.devices
+                    {"device_id": device.device_id, "device_ip": device.device_ip, "rank_id": str(rank)}
+                    for rank, device in server.devices
                 ],
             }
             for server in servers
@@ -306,8 +278,7 @@ def usable_table(
     """The table HCCL will read for the completed table ``data`` found at ``source``, and the bytes to
     write at its path (None when ``source`` is template 1 and used as it is)."""
     if template_of(data) == 1:
-        size = template1_rank_size(data)
-        return RankTable(source, size, {"RANK_TABLE_FILE": source, "RANK_SIZE": str(size)}, source, 1), None
+        return RankTable(source, template1_rank_size(data), source, 1), None
     servers = assign_ranks(template2_instances(data))
     size = sum(len(server.devices) for server in servers)
     if size == 0:
@@ -321,4 +292,4 @@ def usable_table(
     import json
 
     content = (json.dumps(template1_document(servers), indent=4) + "\n").encode()
-    return RankTable(target, size, {"RANK_TABLE_FILE": target, "RANK_SIZE": str(size)}, source, 2), content
+    return RankTable(target, size, source, 2), content
