@@ -252,7 +252,7 @@ def dist_env(
     """
     if not 1 <= master_port <= MAX_PORT:
         raise UsageError(
-            f"--master-port {master_port} is outside 1-{MAX_PORT}", hint="give a port such as 6060"
+            f"--master-port {master_port} is outside 1-{MAX_PORT}", hint=f"give a port such as {MASTER_PORT}"
         )
     d = _Derivation(environ)
     nnodes, node_rank = _nodes(d)
