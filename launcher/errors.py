@@ -25,25 +25,6 @@ class LaunchError(Exception):
         return f"ma-launch: error: {one_line(self.message)}{hint}"
 
 
-def one_line(text: str) -> str:
-    """``text`` with line breaks and other control characters escaped (``\\n``, ``\\x1b``), so that a value
-    quoted in a message can never start a new line of the job log."""
-    if text.isprintable():
-        return text
-    out = []
-    for char in text:
-        if char.isprintable() or char == " ":
-            out.append(char)
-        elif char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        else:
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-    return "".join(out)
-
-
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 class UsageError(LaunchError):
     """Bad options or arguments on the command line or in MA_LAUNCH_* variables."""
 
@@ -97,6 +78,15 @@ class CommandNotFound(LaunchError):
     """The command is not on PATH or the file does not exist."""
 
     exit_code = 127
+
+
+def one_line(text: str) -> str:
+    """``text`` as it may appear in a one-line message: printable characters as they are, every other one
+    (a line break, a tab, an escape, an undecodable byte) as its Python escape: ``\\n``, ``\\x1b``,
+    ``\\udcff``."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def exec_error(name: str, code: int, strerror: str = "") -> LaunchError:

@@ -155,11 +155,11 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.plan import Change
-    from launcher.modelarts.ranktable import prepare_rank_table
+    from launcher.run.ranktable import prepare_rank_table, rank_table_mode
 
     table = prepare_rank_table(
         os.environ,
-        mode=parsed.text("rank_table") or "auto",
+        mode=rank_table_mode(parsed.text("rank_table") or "auto"),
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,

@@ -10,7 +10,10 @@ passed on exactly.
 from __future__ import annotations
 
 from launcher.core.record import Record
+from launcher.core.request import LD_MODES
 from launcher.errors import UsageError
+from launcher.modelarts.channels import MODES as CHANNEL_MODES
+from launcher.run.ranktable import MODES as RANK_TABLE_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,7 +67,7 @@ OPTIONS: tuple[Option, ...] = (
         "auto: add exactly the env dirs that provide missing libraries; prefix: the env's lib first "
         "(the documented fix); off: leave it alone",
         "MODE",
-        choices=("auto", "prefix", "off"),
+        choices=LD_MODES,
     ),
     Option(("--conda-run",), "conda_run", "run through `conda run --no-capture-output` instead"),
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
@@ -89,7 +92,7 @@ OPTIONS: tuple[Option, ...] = (
         "rank_table",
         "wait for the Ascend rank table and convert it (auto: when RANK_TABLE_FILE is set)",
         "MODE",
-        choices=("auto", "off"),
+        choices=RANK_TABLE_MODES,
     ),
     Option(
         ("--rank-table-timeout",), "rank_table_timeout", "seconds to wait for the rank table (600)", "SECONDS"
@@ -100,7 +103,7 @@ OPTIONS: tuple[Option, ...] = (
         "channel_args",
         "arguments the platform appends (--data_url=…): pass them, turn them into variables, or drop them",
         "MODE",
-        choices=("pass", "env", "drop"),
+        choices=CHANNEL_MODES,
     ),
     Option(
         ("--channel-names",), "channel_names", "channel names when MA_INPUTS/MA_OUTPUTS are unset", "LIST"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from launcher.core.record import Record
 from launcher.core.request import Request
 from launcher.errors import UsageError
+from launcher.modelarts.channels import channel_mode
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
 
 TYPE_CHECKING = False
@@ -48,7 +49,7 @@ def request(parsed: Parsed) -> Request:
         conda_run=parsed.flag("conda_run"),
         line_buffered=parsed.flag("line_buffered"),
         strict_activation=parsed.flag("strict_activation"),
-        channel_args=parsed.text("channel_args") or "pass",  # type: ignore[arg-type]
+        channel_args=channel_mode(parsed.text("channel_args") or "pass"),
         channel_names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else CHANNEL_NAMES,
         dist_env=not parsed.flag("no_dist_env"),
         master_port=port(parsed.text("master_port"), "--master-port", MASTER_PORT),
@@ -96,6 +97,8 @@ def port(text: Optional[str], flag: str, default: int) -> int:
     if text is None:
         return default
     value = text.strip()
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
-        raise UsageError(f"{flag} {text!r} is not a port (1-65535)", hint=f"give {flag} {default}")
+    if not (value.isascii() and value.isdigit()) or len(value) > 5:
+        raise UsageError(f"{flag} {text!r} is not a port number", hint=f"give {flag} {default}")
+    if not 1 <= int(value) <= 65535:
+        raise UsageError(f"{flag} {value} is outside 1-65535", hint=f"give {flag} {default}")
     return int(value)

@@ -87,7 +87,7 @@ def torchrun_command(
     command: Sequence[str], env: Optional[Env], dist: DistEnv, request: Request, environ: Mapping[str, str]
 ) -> list[str]:
     """The env's ``python -m torch.distributed.run`` composed for this node, then the training script."""
-    from launcher.modelarts.distributed import job_id, torchrun_argv
+    from launcher.modelarts.torchrun import job_id, torchrun_argv
 
     if not command:
         raise UsageError("--torchrun needs a training script", hint="ma-launch --torchrun train.py ARGS...")

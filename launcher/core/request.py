@@ -11,14 +11,12 @@ from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Literal, Optional
+    from typing import Optional
 
     from launcher.core.plan import LdMode
-
-    ChannelMode = Literal["pass", "env", "drop"]
+    from launcher.modelarts.channels import ChannelMode
 
 LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
-CHANNEL_MODES: tuple[ChannelMode, ...] = ("pass", "env", "drop")
 
 
 class Request(Record):

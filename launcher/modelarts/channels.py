@@ -14,52 +14,77 @@ Which names are channel names: those listed in ``MA_INPUTS`` and ``MA_OUTPUTS`` 
 yields a name, else the ``names`` given (``data_url,train_url`` by default). Their format is not documented,
 so these are all accepted: a JSON list of objects with a ``name``, ``input_name`` or ``output_name`` key; a
 JSON list of strings; one such JSON object; or names separated by commas (or whitespace). A value that
-starts like JSON but does not parse gives no names. Pure.
+starts like JSON but does not parse gives no names; a name must start with an ASCII letter or ``_`` and
+hold only ASCII letters, digits, ``_``, ``.`` and ``-``. Pure.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Optional
-
+from launcher.core.record import Record
 from launcher.errors import UsageError
+from launcher.modelarts.facts import CHANNEL_NAMES
 
-MODES = ("pass", "env", "drop")
-DEFAULT_NAMES = ("data_url", "train_url")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Literal, Optional
+
+    ChannelMode = Literal["pass", "env", "drop"]
+
+MODES: tuple[ChannelMode, ...] = ("pass", "env", "drop")
 NAME_KEYS = ("name", "input_name", "output_name")
 CHANNEL_SOURCES = ("MA_INPUTS", "MA_OUTPUTS")
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
-_ENV_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
-
-@dataclass(frozen=True)
-class ChannelSplit:
+class ChannelSplit(Record):
     """``argv``: the command to run; ``env``: variables to add (mode ``env``); ``removed``: the arguments
     taken off the end, as they were; ``names``: the channel names that counted; ``names_from``: where those
     came from (``MA_INPUTS``/``MA_OUTPUTS`` or ``--channel-names``)."""
 
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
-    names: tuple[str, ...] = ()
-    names_from: str = ""
+    __slots__ = ("argv", "env", "names", "names_from", "removed")
+
+    def __init__(
+        self,
+        argv: list[str],
+        env: Optional[dict[str, str]] = None,
+        removed: Optional[list[str]] = None,
+        names: tuple[str, ...] = (),
+        names_from: str = "",
+    ) -> None:
+        self.argv = argv
+        self.env = env if env is not None else {}
+        self.removed = removed if removed is not None else []
+        self.names = names
+        self.names_from = names_from
 
 
-def _names_in(value: Any) -> list[str]:
+def channel_mode(text: str) -> ChannelMode:
+    """The mode named ``text``; :class:`UsageError` for any other word."""
+    for mode in MODES:
+        if text == mode:
+            return mode
+    raise UsageError(f"unknown channel mode {text!r}", hint="use --channel-args pass, env or drop")
+
+
+def _is_name(text: str) -> bool:
+    """A usable channel name: an ASCII letter or ``_``, then letters, digits, ``_``, ``.`` or ``-``."""
+    return (
+        text[:1].isascii()
+        and (text[:1].isalpha() or text[:1] == "_")
+        and all(char.isascii() and (char.isalnum() or char in "_.-") for char in text)
+    )
+
+
+def _names_in(value: object) -> list[str]:
+    """Names in parsed JSON: strings, or objects with one of :data:`NAME_KEYS`, alone or in a list."""
     found: list[str] = []
-    items = value if isinstance(value, list) else [value]
-    for item in items:
+    for item in value if isinstance(value, list) else [value]:
         if isinstance(item, str):
             found.append(item.strip())
         elif isinstance(item, dict):
-            for key in NAME_KEYS:
-                if isinstance(item.get(key), str):
-                    found.append(item[key].strip())
-                    break
+            name = next((item[key] for key in NAME_KEYS if isinstance(item.get(key), str)), None)
+            if name is not None:
+                found.append(name.strip())
     return found
 
 
@@ -68,17 +93,20 @@ def parse_channel_list(raw: str) -> list[str]:
     that is not a usable name is skipped; nothing usable gives an empty list."""
     text = raw.strip()
     if text[:1] in ("[", "{"):
+        import json
+
         try:
             names = _names_in(json.loads(text))
-        except ValueError:
-            names = []  # looks like JSON but is not: no names rather than fragments of it
+        except (ValueError, RecursionError):
+            names = []  # looks like JSON but is not (or is nested absurdly deep): no names, not fragments
     else:
-        names = [part.strip().strip("'\"") for part in re.split(r"[,\s]+", text)]
-    return [n for n in dict.fromkeys(names) if _NAME.match(n)]
+        names = [part.strip("'\"") for part in text.replace(",", " ").split()]
+    return [n for n in dict.fromkeys(names) if _is_name(n)]
 
 
-def channel_names(environ: Mapping[str, str], default: Sequence[str]) -> tuple[tuple[str, ...], str]:
-    """The channel names and where they came from."""
+def channel_names(environ: Mapping[str, str], default: Iterable[str]) -> tuple[tuple[str, ...], str]:
+    """The channel names and where they came from: ``MA_INPUTS``/``MA_OUTPUTS``, else the non-empty
+    names of ``default``."""
     names: list[str] = []
     sources: list[str] = []
     for var in CHANNEL_SOURCES:
@@ -90,7 +118,7 @@ def channel_names(environ: Mapping[str, str], default: Sequence[str]) -> tuple[t
                 names.extend(found)
     if names:
         return tuple(dict.fromkeys(names)), "+".join(sources)
-    return tuple(dict.fromkeys(default)), "--channel-names"
+    return tuple(dict.fromkeys(name for name in default if name)), "--channel-names"
 
 
 def _parse_at(argv: Sequence[str], i: int, names: frozenset[str]) -> Optional[tuple[str, str, int]]:
@@ -126,7 +154,7 @@ def trailing_start(argv: Sequence[str], names: Sequence[str]) -> int:
 
 def env_name(channel: str) -> str:
     """The variable a channel becomes: its name with characters a shell cannot export replaced by ``_``."""
-    name = _ENV_UNSAFE.sub("_", channel)
+    name = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in channel)
     return "_" + name if name[:1].isdigit() else name
 
 
@@ -134,15 +162,14 @@ def split_channel_args(
     argv: Sequence[str],
     environ: Mapping[str, str],
     *,
-    mode: str = "pass",
-    names: Sequence[str] = DEFAULT_NAMES,
+    mode: ChannelMode = "pass",
+    names: Sequence[str] = CHANNEL_NAMES,
 ) -> ChannelSplit:
-    """Apply ``mode`` (``pass``, ``env`` or ``drop``) to the trailing channel arguments of ``argv``.
+    """Apply ``mode`` (``pass``, ``env`` or ``drop``; see :func:`channel_mode`) to the trailing channel
+    arguments of ``argv``.
 
     With ``env``, a channel given twice keeps its last value.
     """
-    if mode not in MODES:
-        raise UsageError(f"unknown channel mode {mode!r}", hint="use --channel-args pass, env or drop")
     wanted, source = channel_names(environ, names)
     if mode == "pass":
         return ChannelSplit(list(argv), names=wanted, names_from=source)

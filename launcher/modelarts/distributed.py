@@ -1,38 +1,44 @@
-"""Distributed-training variables derived from the platform's, and the torchrun command built from them.
+"""Distributed-training variables derived from the platform's.
 
 ModelArts injects no ``MASTER_ADDR``/``RANK``/``WORLD_SIZE`` into custom images; it sets its own variables
 (``VC_WORKER_HOSTS``, ``MA_NUM_HOSTS``, ``VC_TASK_INDEX``, ``MA_NUM_GPUS``; on the old service ``DLS_*`` and
-``BATCH_*``). :func:`dist_env` maps them to the names PyTorch launchers read, never replacing a variable the
-user already set, and :func:`torchrun_argv` composes ``python -m torch.distributed.run …``.
+``BATCH_*``). :func:`dist_env` maps them to the names PyTorch launchers read. Every variable follows one rule
+(:meth:`_Derivation.take`): a value the user already set is kept and is the effective one; otherwise it is
+derived from the platform's variables, and where it came from is recorded.
 
 A variable set to the empty string counts as unset. Pure: the environment is an argument.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Optional
-
+from launcher.core.record import Record
 from launcher.errors import ConfigError, UsageError
-from launcher.modelarts.platform import Platform
+from launcher.modelarts.facts import MASTER_PORT
 
-DEFAULT_MASTER_PORT = 6060
-DEFAULT_RDZV_ID = "ma-launch"
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Optional, TypeVar
+
+    from launcher.modelarts.platform import Platform
+
+    T = TypeVar("T")
+
 LOCAL_MASTER = "127.0.0.1"
+#: Counts above this are not a real job (and ``int()`` of a long digit string is slow or refused).
+MAX_COUNT = 1_000_000
+MAX_PORT = 65535
 
 NNODES_SOURCES = ("MA_NUM_HOSTS", "VC_WORKER_NUM", "DLS_TASK_NUMBER")
 NODE_RANK_SOURCES = ("VC_TASK_INDEX", "MA_TASK_INDEX", "DLS_TASK_INDEX")
-JOB_ID_SOURCES = ("MA_VJ_NAME", "BATCH_JOB_ID")
 VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "NNODES", "NODE_RANK", "NPROC_PER_NODE", "WORLD_SIZE", "RANK")
 
+ALREADY_SET = "already set"
+SINGLE_NODE_MASTER = "default: single node"
 _HINT = "fix the variables, set the distributed variables yourself, or pass --no-dist-env"
-_PYTHON = re.compile(r"python[0-9.]*\Z")
 
 
-@dataclass(frozen=True)
-class DistEnv:
+class DistEnv(Record):
     """Distributed settings for one node.
 
     ``set``: variables to add to the program's environment (never one already present). ``sources``: for
@@ -41,40 +47,68 @@ class DistEnv:
     address from the user or the platform (torchrun then runs ``--standalone``).
     """
 
-    set: dict[str, str]
-    sources: dict[str, str]
-    nnodes: int
-    node_rank: int
-    nproc_per_node: int
-    master_addr: str
-    master_port: int
-    notes: list[str] = field(default_factory=list)
-    standalone: bool = False
+    __slots__ = (
+        "master_addr",
+        "master_port",
+        "nnodes",
+        "node_rank",
+        "notes",
+        "nproc_per_node",
+        "set",
+        "sources",
+        "standalone",
+    )
+
+    def __init__(
+        self,
+        set: dict[str, str],
+        sources: dict[str, str],
+        nnodes: int,
+        node_rank: int,
+        nproc_per_node: int,
+        master_addr: str,
+        master_port: int,
+        notes: Sequence[str] = (),
+        standalone: bool = False,
+    ) -> None:
+        self.set = set
+        self.sources = sources
+        self.nnodes = nnodes
+        self.node_rank = node_rank
+        self.nproc_per_node = nproc_per_node
+        self.master_addr = master_addr
+        self.master_port = master_port
+        self.notes = list(notes)
+        self.standalone = standalone
 
 
-def job_id(environ: Mapping[str, str]) -> Optional[str]:
-    """The job's id for torchrun's ``--rdzv_id``: ``MA_VJ_NAME``, else ``BATCH_JOB_ID``, else None."""
-    for name in JOB_ID_SOURCES:
-        if environ.get(name):
-            return environ[name]
-    return None
-
-
-def _count(name: str, raw: str, *, minimum: int) -> int:
+def _count(name: str, raw: str, *, minimum: int, maximum: int = MAX_COUNT) -> int:
+    """The whole number in ``raw`` (ASCII digits, surrounding blanks ignored) within the bounds, else a
+    :class:`ConfigError` naming ``name``."""
     text = raw.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ConfigError(f"{name}={raw!r} is not a non-negative whole number", hint=_HINT)
+    if len(text.lstrip("0")) > len(str(maximum)) or int(text) > maximum:
+        raise ConfigError(f"{name}={raw!r} is larger than {maximum}", hint=_HINT)
     value = int(text)
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}", hint=_HINT)
     return value
 
 
-def _first(environ: Mapping[str, str], names: Sequence[str]) -> Optional[str]:
-    for name in names:
-        if environ.get(name):
-            return name
-    return None
+def _agreed(
+    environ: Mapping[str, str], names: Sequence[str], minimum: int, what: str
+) -> Optional[tuple[int, str]]:
+    """The count the first set variable of ``names`` gives, and its name; every other set one must agree
+    on ``what``. None when none is set."""
+    found = [(name, _count(name, environ[name], minimum=minimum)) for name in names if environ.get(name)]
+    if not found:
+        return None
+    name, value = found[0]
+    for other, other_value in found[1:]:
+        if other_value != value:
+            raise ConfigError(f"{name}={value} and {other}={other_value} disagree on {what}", hint=_HINT)
+    return value, name
 
 
 def _hosts(environ: Mapping[str, str]) -> list[str]:
@@ -86,59 +120,123 @@ def _host_of(name: str, hostport: str) -> str:
     """``host`` of ``host:port`` (``[v6]:port`` too); the whole value when it has no port."""
     text = hostport.strip().split(",")[0].strip()
     if text.startswith("["):
-        end = text.find("]")
-        if end > 1:
-            return text[1:end]
+        host = text[1 : text.find("]")] if "]" in text else ""
     elif text.count(":") == 1:
-        text = text.split(":", 1)[0]
-    if not text:
+        host = text.split(":", 1)[0]
+    else:
+        host = text
+    if not host:
         raise ConfigError(f"{name}={hostport!r} has no host name", hint=_HINT)
-    return text
+    return host
 
 
-def _nnodes(environ: Mapping[str, str]) -> tuple[int, str]:
-    found = [(n, _count(n, environ[n], minimum=1)) for n in NNODES_SOURCES if environ.get(n)]
-    if not found:
-        return 1, "default: one node"
-    name, value = found[0]
-    for other, other_value in found[1:]:
-        if other_value != value:
-            raise ConfigError(
-                f"{name}={value} and {other}={other_value} disagree on the number of nodes", hint=_HINT
-            )
-    return value, name
-
-
-def _node_rank(environ: Mapping[str, str]) -> tuple[int, str]:
-    found = [(n, _count(n, environ[n], minimum=0)) for n in NODE_RANK_SOURCES if environ.get(n)]
-    if not found:
-        return 0, "default: first node"
-    name, value = found[0]
-    for other, other_value in found[1:]:
-        if other_value != value:
-            raise ConfigError(
-                f"{name}={value} and {other}={other_value} disagree on this node's index", hint=_HINT
-            )
-    return value, name
-
-
-def _master_addr(environ: Mapping[str, str]) -> tuple[Optional[str], str]:
+def _platform_master(environ: Mapping[str, str]) -> Optional[tuple[str, str]]:
+    """The master address the platform's variables give, and which variables gave it."""
     hosts = _hosts(environ)
     if hosts:
-        return hosts[0], "first host of VC_WORKER_HOSTS"
-    vj, hj, ns = (environ.get(n, "") for n in ("MA_VJ_NAME", "MA_HJ_NAME", "MA_NAMESPACE"))
-    if vj and hj and ns:
-        return f"{vj}-worker-0.{hj}.{ns}.svc.cluster.local", "worker 0 of MA_VJ_NAME/MA_HJ_NAME/MA_NAMESPACE"
-    if environ.get("BATCH_CUSTOM0_HOSTS"):
-        return _host_of("BATCH_CUSTOM0_HOSTS", environ["BATCH_CUSTOM0_HOSTS"]), "host of BATCH_CUSTOM0_HOSTS"
-    return None, ""
+        found = hosts[0], "first host of VC_WORKER_HOSTS"
+    elif all(environ.get(n) for n in ("MA_VJ_NAME", "MA_HJ_NAME", "MA_NAMESPACE")):
+        vj, hj, ns = environ["MA_VJ_NAME"], environ["MA_HJ_NAME"], environ["MA_NAMESPACE"]
+        found = f"{vj}-worker-0.{hj}.{ns}.svc.cluster.local", "worker 0 of MA_VJ_NAME/MA_HJ_NAME/MA_NAMESPACE"
+    elif environ.get("BATCH_CUSTOM0_HOSTS"):
+        found = _host_of("BATCH_CUSTOM0_HOSTS", environ["BATCH_CUSTOM0_HOSTS"]), "host of BATCH_CUSTOM0_HOSTS"
+    else:
+        return None
+    if not found[0].isprintable() or " " in found[0]:
+        raise ConfigError(f"the master address {found[0]!r} ({found[1]}) is not a host name", hint=_HINT)
+    return found
+
+
+class _Derivation:
+    """The one rule for every variable: the user's value wins; else derive it and record where from."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.sources: dict[str, str] = {}
+        self.derived: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def take(self, name: str, parse: Callable[[str, str], T], derive: Callable[[], tuple[T, str]]) -> T:
+        """``parse(name, value)`` of the user's non-empty ``name``, else the value ``derive()`` returns
+        with its source (then recorded as derived)."""
+        raw = self.environ.get(name)
+        if raw:
+            value = parse(name, raw)
+            self.sources[name] = ALREADY_SET
+            return value
+        value, self.sources[name] = derive()
+        self.derived[name] = str(value)
+        return value
+
+
+def _at_least(minimum: int, maximum: int = MAX_COUNT) -> Callable[[str, str], int]:
+    return lambda name, raw: _count(name, raw, minimum=minimum, maximum=maximum)
+
+
+def _as_is(_name: str, raw: str) -> str:
+    return raw
+
+
+def _nodes(d: _Derivation) -> tuple[int, int]:
+    """NNODES and NODE_RANK, checked against each other and against VC_WORKER_HOSTS."""
+    environ = d.environ
+    nnodes = d.take(
+        "NNODES",
+        _at_least(1),
+        lambda: _agreed(environ, NNODES_SOURCES, 1, "the number of nodes") or (1, "default: one node"),
+    )
+    node_rank = d.take(
+        "NODE_RANK",
+        _at_least(0),
+        lambda: _agreed(environ, NODE_RANK_SOURCES, 0, "this node's index") or (0, "default: first node"),
+    )
+    if node_rank >= nnodes:
+        raise ConfigError(
+            f"this node's index {node_rank} ({d.sources['NODE_RANK']}) is not below the number of nodes "
+            f"{nnodes} ({d.sources['NNODES']})",
+            hint=_HINT,
+        )
+    hosts = _hosts(environ)
+    if hosts and len(hosts) < nnodes:
+        raise ConfigError(
+            f"VC_WORKER_HOSTS lists {len(hosts)} host(s) but there are {nnodes} nodes "
+            f"({d.sources['NNODES']})",
+            hint=_HINT,
+        )
+    return nnodes, node_rank
+
+
+def _processes(d: _Derivation) -> tuple[int, str]:
+    """NPROC_PER_NODE from the platform: MA_NUM_GPUS (0 means one process), else one."""
+    raw = d.environ.get("MA_NUM_GPUS")
+    if not raw:
+        return 1, "default: one process (MA_NUM_GPUS not set)"
+    gpus = _count("MA_NUM_GPUS", raw, minimum=0)
+    if gpus == 0:
+        d.notes.append("MA_NUM_GPUS is 0: one process per node")
+        return 1, "MA_NUM_GPUS=0 (no accelerator): one process"
+    return gpus, "MA_NUM_GPUS"
+
+
+def _master(environ: Mapping[str, str], nnodes: int, nnodes_source: str) -> tuple[str, str]:
+    """MASTER_ADDR from the platform; a single node without one uses the local address."""
+    found = _platform_master(environ)
+    if found is not None:
+        return found
+    if nnodes > 1:
+        raise ConfigError(
+            f"{nnodes} nodes ({nnodes_source}) but no master address: none of MASTER_ADDR, "
+            "VC_WORKER_HOSTS, MA_VJ_NAME+MA_HJ_NAME+MA_NAMESPACE, BATCH_CUSTOM0_HOSTS is set",
+            hint="set MASTER_ADDR to the first node's address, or pass --no-dist-env",
+        )
+    return LOCAL_MASTER, SINGLE_NODE_MASTER
 
 
 def dist_env(
     environ: Mapping[str, str],
     platform: Platform,
     *,
-    master_port: int = DEFAULT_MASTER_PORT,
+    master_port: int = MASTER_PORT,
     world_per_node: bool = False,
 ) -> DistEnv:
     """Derive MASTER_ADDR, MASTER_PORT, NNODES, NODE_RANK, NPROC_PER_NODE (and, with ``world_per_node``, one
@@ -147,194 +245,34 @@ def dist_env(
     A variable already set in ``environ`` is kept, and its value is the effective one. On a ``local``
     platform nothing is set: the values are single-node defaults for torchrun only.
 
-    Raises :class:`ConfigError` when the inputs contradict each other: a non-numeric or negative count, a
-    node index not below the node count, fewer hosts in ``VC_WORKER_HOSTS`` than nodes, sources that
-    disagree, or a multi-node job without any way to find the master.
+    Raises :class:`ConfigError` when the inputs contradict each other: a count that is not a whole number
+    or out of range, a node index not below the node count, fewer hosts in ``VC_WORKER_HOSTS`` than nodes,
+    sources that disagree, or a multi-node job without any way to find the master; :class:`UsageError`
+    for a ``master_port`` outside 1-65535.
     """
-    notes: list[str] = []
-    sources: dict[str, str] = {}
-    derived: dict[str, str] = {}
-
-    def user(name: str) -> Optional[str]:
-        value = environ.get(name)
-        return value if value else None
-
-    # NNODES
-    if user("NNODES") is not None:
-        nnodes = _count("NNODES", environ["NNODES"], minimum=1)
-        sources["NNODES"] = "already set"
-    else:
-        nnodes, sources["NNODES"] = _nnodes(environ)
-        derived["NNODES"] = str(nnodes)
-
-    # NODE_RANK
-    if user("NODE_RANK") is not None:
-        node_rank = _count("NODE_RANK", environ["NODE_RANK"], minimum=0)
-        sources["NODE_RANK"] = "already set"
-    else:
-        node_rank, sources["NODE_RANK"] = _node_rank(environ)
-        derived["NODE_RANK"] = str(node_rank)
-    if node_rank >= nnodes:
-        raise ConfigError(
-            f"this node's index {node_rank} ({sources['NODE_RANK']}) is not below the number of nodes "
-            f"{nnodes} ({sources['NNODES']})",
-            hint=_HINT,
+    if not 1 <= master_port <= MAX_PORT:
+        raise UsageError(
+            f"--master-port {master_port} is outside 1-{MAX_PORT}", hint=f"give a port such as {MASTER_PORT}"
         )
-
-    hosts = _hosts(environ)
-    if hosts and len(hosts) < nnodes:
-        raise ConfigError(
-            f"VC_WORKER_HOSTS lists {len(hosts)} host(s) but there are {nnodes} nodes ({sources['NNODES']})",
-            hint=_HINT,
-        )
-
-    # NPROC_PER_NODE
-    if user("NPROC_PER_NODE") is not None:
-        nproc = _count("NPROC_PER_NODE", environ["NPROC_PER_NODE"], minimum=1)
-        sources["NPROC_PER_NODE"] = "already set"
-    elif environ.get("MA_NUM_GPUS"):
-        nproc = _count("MA_NUM_GPUS", environ["MA_NUM_GPUS"], minimum=0)
-        sources["NPROC_PER_NODE"] = "MA_NUM_GPUS"
-        if nproc == 0:
-            nproc = 1
-            sources["NPROC_PER_NODE"] = "MA_NUM_GPUS=0 (no accelerator): one process"
-            notes.append("MA_NUM_GPUS is 0: one process per node")
-        derived["NPROC_PER_NODE"] = str(nproc)
-    else:
-        nproc = 1
-        sources["NPROC_PER_NODE"] = "default: one process (MA_NUM_GPUS not set)"
-        derived["NPROC_PER_NODE"] = "1"
-
-    # MASTER_ADDR
-    standalone = False
-    if user("MASTER_ADDR") is not None:
-        master_addr = environ["MASTER_ADDR"]
-        sources["MASTER_ADDR"] = "already set"
-    else:
-        found, source = _master_addr(environ)
-        if found is None:
-            if nnodes > 1:
-                raise ConfigError(
-                    f"{nnodes} nodes ({sources['NNODES']}) but no master address: none of MASTER_ADDR, "
-                    "VC_WORKER_HOSTS, MA_VJ_NAME+MA_HJ_NAME+MA_NAMESPACE, BATCH_CUSTOM0_HOSTS is set",
-                    hint="set MASTER_ADDR to the first node's address, or pass --no-dist-env",
-                )
-            found, source = LOCAL_MASTER, "default: single node"
-            standalone = True
-        master_addr = found
-        sources["MASTER_ADDR"] = source
-        derived["MASTER_ADDR"] = master_addr
-
-    # MASTER_PORT
-    if user("MASTER_PORT") is not None:
-        port = _count("MASTER_PORT", environ["MASTER_PORT"], minimum=1)
-        sources["MASTER_PORT"] = "already set"
-    else:
-        port = master_port
-        sources["MASTER_PORT"] = "--master-port" if master_port != DEFAULT_MASTER_PORT else "default port"
-        derived["MASTER_PORT"] = str(port)
-    if not 1 <= port <= 65535:
-        raise ConfigError(
-            f"master port {port} is outside 1-65535", hint="pass --master-port with a valid port"
-        )
-
+    d = _Derivation(environ)
+    nnodes, node_rank = _nodes(d)
+    nproc = d.take("NPROC_PER_NODE", _at_least(1), lambda: _processes(d))
+    master_addr = d.take("MASTER_ADDR", _as_is, lambda: _master(environ, nnodes, d.sources["NNODES"]))
+    port_source = "--master-port" if master_port != MASTER_PORT else "default port"
+    port = d.take("MASTER_PORT", _at_least(1, MAX_PORT), lambda: (master_port, port_source))
     if world_per_node:
-        for name, value in (("WORLD_SIZE", nnodes), ("RANK", node_rank)):
-            if user(name) is not None:
-                sources[name] = "already set"
-            else:
-                sources[name] = "one process per node: " + ("NNODES" if name == "WORLD_SIZE" else "NODE_RANK")
-                derived[name] = str(value)
-
-    if platform.kind == "local":
-        if derived:
-            notes.append(
-                "not on ModelArts: no distributed variables are set (single-node values for torchrun)"
-            )
-        to_set: dict[str, str] = {}
-    else:
-        to_set = derived
-
+        d.take("WORLD_SIZE", _as_is, lambda: (str(nnodes), "one process per node: NNODES"))
+        d.take("RANK", _as_is, lambda: (str(node_rank), "one process per node: NODE_RANK"))
+    if not platform.on_modelarts and d.derived:
+        d.notes.append("not on ModelArts: no distributed variables are set (single-node values for torchrun)")
     return DistEnv(
-        set=to_set,
-        sources=sources,
+        set=d.derived if platform.on_modelarts else {},
+        sources=d.sources,
         nnodes=nnodes,
         node_rank=node_rank,
         nproc_per_node=nproc,
         master_addr=master_addr,
         master_port=port,
-        notes=notes,
-        standalone=standalone and nnodes == 1,
+        notes=d.notes,
+        standalone=d.sources["MASTER_ADDR"] == SINGLE_NODE_MASTER,
     )
-
-
-def _script_part(script_argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split the user's command into torchrun options it needs and the arguments after them."""
-    args = list(script_argv)
-    if not args:
-        raise UsageError("torchrun needs a script to run", hint="ma-launch --torchrun -- train.py [ARGS…]")
-    head = args[0]
-    if _PYTHON.match(head.rsplit("/", 1)[-1]):
-        # `python [-u] train.py …` or `python -m pkg …`: torchrun starts the interpreter itself (with -u).
-        rest = args[1:]
-        while rest and rest[0] == "-u":
-            rest = rest[1:]
-        if rest and (rest[0] == "-m" or rest[0].endswith(".py")):
-            return _script_part(rest)
-        raise UsageError(
-            f"cannot hand {' '.join(args[:2])!r} to torchrun: it needs a .py script or -m MODULE",
-            hint="write the command as `-- train.py ARGS…` or `-- -m package ARGS…`",
-        )
-    if head == "-m":
-        if len(args) < 2:
-            raise UsageError("-m needs a module name", hint="ma-launch --torchrun -- -m package ARGS…")
-        return ["-m"], args[1:]
-    if head.endswith(".py"):
-        return [], args
-    # Not Python: torchrun runs it as a program.
-    return ["--no-python"], args
-
-
-def torchrun_argv(
-    python: str,
-    script_argv: Sequence[str],
-    dist: DistEnv,
-    *,
-    job_id: Optional[str],
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """``python -m torch.distributed.run`` with the node layout of ``dist`` and then the user's command.
-
-    ``script_argv`` starts with a ``.py`` script, ``-m MODULE``, or ``python [-u]`` followed by one of those
-    (the interpreter is dropped: torchrun starts its own); any other program is run with ``--no-python``.
-    A single node without platform variables runs ``--standalone``; otherwise c10d rendezvous at
-    ``MASTER_ADDR:MASTER_PORT`` with ``--rdzv_id`` = ``job_id`` (or a fixed default, the same on every node),
-    and ``--rdzv_conf is_host=1`` on node 0 of a multi-node job (the hosts are DNS names c10d may not
-    recognise as its own). ``extra`` goes right before the user's command.
-    """
-    options, rest = _script_part(script_argv)
-    argv = [python, "-m", "torch.distributed.run"]
-    if dist.standalone:
-        argv += ["--standalone", "--nnodes", "1", "--nproc_per_node", str(dist.nproc_per_node)]
-    else:
-        argv += [
-            "--nnodes",
-            str(dist.nnodes),
-            "--node_rank",
-            str(dist.node_rank),
-            "--nproc_per_node",
-            str(dist.nproc_per_node),
-            "--rdzv_id",
-            job_id or DEFAULT_RDZV_ID,
-            "--rdzv_backend",
-            "c10d",
-            "--rdzv_endpoint",
-            f"{_endpoint_host(dist.master_addr)}:{dist.master_port}",
-        ]
-        if dist.node_rank == 0 and dist.nnodes > 1:
-            argv += ["--rdzv_conf", "is_host=1"]
-    return [*argv, *extra, *options, *rest]
-
-
-def _endpoint_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host

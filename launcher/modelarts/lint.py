@@ -17,140 +17,72 @@
 ``ma-variable``        a user variable whose name starts with ``MA_`` (reserved by ModelArts; this tool's own
                        ``MA_LAUNCH_*`` settings excepted)
 
-Shell lines are split into words with :mod:`shlex` (unbalanced quotes tolerated) and into simple commands
-at ``;``, ``&&``, ``||``, ``|`` and ``&``. ``$NAME``/``${NAME}`` are expanded from ``environ`` only to
-resolve paths; a path that still holds ``$``, a backquote or a wildcard is not checked. Pure apart from
-checking whether files exist.
+Shell lines are read by :mod:`launcher.modelarts.shellwords`: split into words with :mod:`shlex`
+(unbalanced quotes tolerated) and into simple commands at ``;``, ``&&``, ``||``, ``|`` and ``&``.
+``$NAME``/``${NAME}`` are expanded from ``environ`` only to resolve paths; a path that still holds ``$``, a
+backquote or a wildcard is not checked. A Python interpreter is what
+:func:`launcher.core.programs.is_python_name` says (``python3.7m`` and ``pypy3`` too). Words in messages are
+escaped to one line. Pure apart from checking whether files exist.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shlex
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Optional
 
-from launcher.modelarts.platform import Platform
+from launcher.core.programs import is_python_name
+from launcher.core.record import Record
+from launcher.errors import one_line
+from launcher.modelarts.shellwords import (
+    assigned_name,
+    command_name,
+    expand,
+    first_operand,
+    split_commands,
+    strip_prefix,
+    tokenize,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Literal, Optional
+
+    from launcher.modelarts.platform import Platform
+
+    LintCode = Literal[
+        "bash-runs-python",
+        "background",
+        "conda-activate",
+        "conda-run-captures",
+        "run-train-sh",
+        "missing-script",
+        "ma-variable",
+    ]
 
 SHELLS = frozenset({"bash", "sh", "dash", "zsh", "ksh", "ash"})
 SOURCE = frozenset({"source", "."})
-WRAPPERS = frozenset({"exec", "nohup", "time", "command", "builtin"})
-SEPARATORS = frozenset({";", "&&", "||", "|", "|&", "&", ";;", "(", ")", "\n"})
-REDIRECTIONS = frozenset({">", ">>", "<", "<<", "<<<", ">&", "&>", "&>>", "<&", ">|", "<>"})
 CONDA_LIVE = frozenset({"--no-capture-output", "-s", "--live-stream"})
 OWN_PREFIX = "MA_LAUNCH_"
 
-_PYTHON = re.compile(r"python[0-9.]*[mdu]?\Z")
-_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 # python options that take a value in the next word
 _PYTHON_VALUE_OPTIONS = frozenset({"-W", "-X", "-Q"})
 _SHELL_VALUE_OPTIONS = frozenset({"-o", "-O", "+o", "+O", "--rcfile", "--init-file"})
 
 
-@dataclass(frozen=True)
-class LintWarning:
+class LintWarning(Record):
     """One problem: a stable ``code``, a one-line ``message``, a ``hint`` naming the fix."""
 
-    code: str
-    message: str
-    hint: str
+    __slots__ = ("code", "hint", "message")
 
-
-def tokenize(line: str) -> list[str]:
-    """Shell words and operators of ``line``; a missing closing quote is assumed at the end."""
-    for suffix in ("", '"', "'"):
-        lexer = shlex.shlex(line + suffix, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        try:
-            return list(lexer)
-        except ValueError:
-            continue
-    return line.split()
-
-
-def split_commands(tokens: Sequence[str]) -> list[tuple[list[str], str]]:
-    """Simple commands with the operator that ends each (``""`` for the last), redirections dropped."""
-    commands: list[tuple[list[str], str]] = []
-    words: list[str] = []
-    skip = False
-    for token in tokens:
-        if skip:
-            skip = False
-            continue
-        if token in SEPARATORS:
-            commands.append((words, token))
-            words = []
-        elif token in REDIRECTIONS:
-            skip = True
-        else:
-            words.append(token)
-    if words:
-        commands.append((words, ""))
-    return [(w, op) for w, op in commands if w or op == "&"]
-
-
-def _name(word: str) -> str:
-    return word.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _strip_prefix(words: list[str], assigned: list[str]) -> list[str]:
-    """Drop leading ``NAME=value`` words (recording the names) and wrappers such as ``exec``/``env``."""
-    i = 0
-    while i < len(words):
-        word = words[i]
-        match = _ASSIGNMENT.match(word)
-        if match:
-            assigned.append(match.group(1))
-            i += 1
-        elif word in WRAPPERS:
-            i += 1
-        elif _name(word) == "env":
-            i += 1
-            while i < len(words) and words[i].startswith("-"):
-                i += 2 if words[i] in ("-u", "--unset", "-C", "--chdir") else 1
-        elif _name(word) == "stdbuf":
-            i += 1
-            while i < len(words) and words[i].startswith("-"):
-                i += 1
-        else:
-            break
-    return words[i:]
-
-
-def _expand(word: str, environ: Mapping[str, str]) -> Optional[str]:
-    """``word`` with variables from ``environ`` expanded; None when it cannot be resolved."""
-    expanded = _VAR.sub(lambda m: environ.get(m.group(1) or m.group(2), "$?"), word)
-    if "$" in expanded or "`" in expanded or any(c in expanded for c in "*?[~"):
-        return None
-    return expanded
-
-
-def _first_operand(
-    args: Sequence[str], value_options: frozenset[str], stops: frozenset[str]
-) -> Optional[str]:
-    """The first argument that is not an option; None when an option in ``stops`` (``-c``, ``-m``) comes
-    first or there is none."""
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return args[i + 1] if i + 1 < len(args) else None
-        if arg in stops or arg[:2] in stops:
-            return None
-        if arg in value_options:
-            i += 2
-            continue
-        if arg.startswith(("-", "+")) and arg not in ("-", "+"):
-            i += 1
-            continue
-        return None if arg == "-" else arg
-    return None
+    def __init__(self, code: LintCode, message: str, hint: str) -> None:
+        self.code = code
+        self.message = message
+        self.hint = hint
 
 
 class _Linter:
+    """Walks the commands of a boot line, following ``cd``, and collects the warnings."""
+
     def __init__(self, environ: Mapping[str, str], platform: Platform, workdir: str) -> None:
         self.environ = environ
         self.platform = platform
@@ -158,18 +90,17 @@ class _Linter:
         self.warnings: list[LintWarning] = []
         self.assigned: list[str] = []
 
-    def warn(self, code: str, message: str, hint: str) -> None:
+    def warn(self, code: LintCode, message: str, hint: str) -> None:
         warning = LintWarning(code, message, hint)
         if warning not in self.warnings:
             self.warnings.append(warning)
 
     def line(self, line: str) -> None:
-        tokens = tokenize(line)
-        commands = split_commands(tokens)
+        commands = split_commands(tokenize(line))
         for index, (words, op) in enumerate(commands):
             if op == "&":
                 last = all(not w for w, _ in commands[index + 1 :])
-                shown = " ".join(words) or "the command"
+                shown = one_line(" ".join(words)) or "the command"
                 where = "ends the line" if last else "follows"
                 self.warn(
                     "background",
@@ -180,21 +111,37 @@ class _Linter:
             self.command(words)
 
     def command(self, words: list[str]) -> None:
-        words = _strip_prefix(words, self.assigned)
+        words = strip_prefix(words, self.assigned)
         if not words:
             return
-        head = words[0]
-        name = _name(head)
-        args = words[1:]
+        head, args = words[0], words[1:]
+        name = command_name(head)
         if name == "export":
-            for arg in args:
-                match = _ASSIGNMENT.match(arg)
-                self.assigned.append(match.group(1) if match else arg)
+            self.assigned.extend(assigned_name(arg) or arg for arg in args)
             return
         if name == "cd":
             self.change_directory(args)
             return
-        if any(_name(w) == "run_train.sh" for w in words) and self.platform.kind == "v2":
+        self.platform_rules(name, words)
+        if name in SHELLS:
+            if "-c" in args[:3]:
+                index = args.index("-c")
+                if index + 1 < len(args):
+                    self.line(args[index + 1])
+                return
+            self.shell_script(name, first_operand(args, _SHELL_VALUE_OPTIONS, frozenset()))
+        elif is_python_name(name):
+            script = first_operand(args, _PYTHON_VALUE_OPTIONS, frozenset({"-m", "-c"}))
+            self.check_path(script, "python's script")
+        elif name in SOURCE:
+            self.check_path(args[0] if args else None, f"the file given to {name}")
+        if "/" in head:
+            self.check_path(head, "the command")
+
+    def platform_rules(self, name: str, words: list[str]) -> None:
+        """The rules about ModelArts and conda: run_train.sh, conda activate, conda run."""
+        args = words[1:]
+        if self.platform.kind == "v2" and any(command_name(w) == "run_train.sh" for w in words):
             self.warn(
                 "run-train-sh",
                 "run_train.sh is the old training service's wrapper; on this service its DLS_* variables are "
@@ -213,34 +160,23 @@ class _Linter:
                 "`conda run` holds all output back until the command exits (logs arrive late or never)",
                 "use ma-launch -n ENV -- …, or add --no-capture-output to conda run",
             )
-        if name in SHELLS:
-            if "-c" in args[:3]:
-                index = args.index("-c")
-                if index + 1 < len(args):
-                    self.line(args[index + 1])
-                return
-            script = _first_operand(args, _SHELL_VALUE_OPTIONS, frozenset())
-            if script is not None and script.endswith(".py"):
-                self.warn(
-                    "bash-runs-python",
-                    f"{name} is given the Python file {script}",
-                    f"run it with python: ma-launch -- python {script}",
-                )
-            self.check_path(script, f"{name}'s script")
-        elif _PYTHON.match(name):
-            script = _first_operand(args, _PYTHON_VALUE_OPTIONS, frozenset({"-m", "-c"}))
-            self.check_path(script, "python's script")
-        elif name in SOURCE:
-            self.check_path(args[0] if args else None, f"the file given to {name}")
-        if "/" in head:
-            self.check_path(head, "the command")
+
+    def shell_script(self, shell: str, script: Optional[str]) -> None:
+        if script is not None and script.endswith(".py"):
+            shown = one_line(script)
+            self.warn(
+                "bash-runs-python",
+                f"{shell} is given the Python file {shown}",
+                f"run it with python: ma-launch -- python {shown}",
+            )
+        self.check_path(script, f"{shell}'s script")
 
     def change_directory(self, args: list[str]) -> None:
         target = args[0] if args else self.environ.get("HOME")
         if self.cwd is None or target is None or target == "-":
             self.cwd = None
             return
-        path = _expand(target, self.environ)
+        path = expand(target, self.environ)
         if path is None:
             self.cwd = None
             return
@@ -251,14 +187,16 @@ class _Linter:
     def check_path(self, word: Optional[str], what: str) -> None:
         if word is None or self.cwd is None:
             return
-        path = _expand(word, self.environ)
+        path = expand(word, self.environ)
         if path is None or os.path.isabs(path) or not path:
             return
         if not os.path.exists(os.path.join(self.cwd, path)):
             self.warn(
                 "missing-script",
-                f"{what} {word} does not exist in {self.cwd} (a relative path depends on the directory)",
-                f"use an absolute path such as ${{MA_JOB_DIR}}/code/{os.path.basename(path)}, or --workdir",
+                f"{what} {one_line(word)} does not exist in {one_line(self.cwd)} (a relative path depends on "
+                "the directory)",
+                f"use an absolute path such as ${{MA_JOB_DIR}}/code/{one_line(os.path.basename(path))}, or "
+                "--workdir",
             )
 
 
@@ -290,9 +228,10 @@ def lint(
     names = [*user_env_names, *linter.assigned]
     for name in dict.fromkeys(names):
         if name.startswith("MA_") and not name.startswith(OWN_PREFIX):
+            shown = one_line(name)
             linter.warn(
                 "ma-variable",
-                f"the variable {name} starts with MA_, which ModelArts reserves for its own settings",
-                f"rename {name} (ModelArts asks users not to define MA_* variables)",
+                f"the variable {shown} starts with MA_, which ModelArts reserves for its own settings",
+                f"rename {shown} (ModelArts asks users not to define MA_* variables)",
             )
     return linter.warnings

@@ -1,238 +1,262 @@
-"""The Ascend rank table: wait for the platform to complete it, convert it to the form HCCL reads, publish it.
+"""The Ascend rank table's format: where it is, when it is complete, its two templates and the conversion.
 
 On Ascend jobs the platform sets ``RANK_TABLE_FILE`` to a directory (``/user/config``) holding
 ``jobstart_hccl.json`` in "template 2" (``group_list`` → ``instance_list`` → ``devices``), and writes it while
 the job starts: its ``status`` turns ``completed`` some time after the container is up. HCCL and MindSpore
-read "template 1" (``server_list`` → ``device`` with ``rank_id``). :func:`prepare_rank_table` waits for the
-file (tolerating a missing or half-written one, with a deadline), converts it with
-:func:`convert_template2`, writes the result atomically and returns the variables that point programs at it.
+read "template 1" (``server_list`` → ``device`` with ``rank_id``). ``RANK_TABLE_FILE`` may also name the file
+itself, and a template-1 file is used as it is. When only ``RANK_TABLE_FILE_V_1_0`` is set, that template-1
+file is used directly.
 
-``RANK_TABLE_FILE`` may also name the file itself, and a template-1 file is used as it is. When only
-``RANK_TABLE_FILE_V_1_0`` is set, that template-1 file is used directly.
-
-Side effects: reading the source file, sleeping while waiting, writing the converted file.
+The JSON is parsed into typed values and validated on the way: anything malformed in a completed table is a
+:class:`DataError` naming the field. The waiting and the writing are :mod:`launcher.run.ranktable`'s. Pure
+apart from looking at what ``RANK_TABLE_FILE`` names.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import tempfile
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
 
-from launcher.errors import ConfigError, DataError, TimeoutError_, UsageError
+from launcher.core.record import Record
+from launcher.errors import ConfigError, DataError, one_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Literal, Optional
+
+    Template = Literal[1, 2]
+    JSONObject = dict[str, object]
 
 FILE_NAME = "jobstart_hccl.json"
-MODES = ("auto", "off")
-PROGRESS_EVERY = 5.0
+#: A table for thousands of devices is a few MB; more is not a rank table (and is not read further).
+MAX_BYTES = 64 * 1024 * 1024
+#: Digits of the number that ends a pod name; more is not a pod of a real job.
+MAX_POD_DIGITS = 18
 
-_TRAILING_INT = re.compile(r"(\d+)\Z")
 _HINT_OFF = "pass --rank-table off to start without converting it"
 
 
-@dataclass(frozen=True)
-class RankTable:
+class RankTable(Record):
     """A usable template-1 rank table: ``path`` (the converted file, or the source when it was already
-    template 1), ``rank_size`` (devices in the whole job), ``env`` (``RANK_TABLE_FILE`` and ``RANK_SIZE`` for
-    the program), ``source_path`` (the file the platform wrote) and ``template`` (1 or 2: the source's)."""
+    template 1), ``rank_size`` (devices in the whole job), ``source_path`` (the file the platform wrote) and
+    ``template`` (1 or 2: the source's)."""
 
-    path: str
-    rank_size: int
-    env: dict[str, str] = field(default_factory=dict)
-    source_path: str = ""
-    template: int = 1
+    __slots__ = ("path", "rank_size", "source_path", "template")
 
+    def __init__(self, path: str, rank_size: int, source_path: str, template: Template) -> None:
+        self.path = path
+        self.rank_size = rank_size
+        self.source_path = source_path
+        self.template = template
 
-def _str(value: Any, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(f"rank table: {what} is {value!r}, not a string", hint=_HINT_OFF)
-    return str(value)
-
-
-def _list(obj: Any, key: str, what: str) -> list[Any]:
-    if not isinstance(obj, dict) or key not in obj:
-        raise DataError(f"rank table: {what} has no {key!r}", hint=_HINT_OFF)
-    value = obj[key]
-    if not isinstance(value, list):
-        raise DataError(f"rank table: {what}.{key} is not a list", hint=_HINT_OFF)
-    return value
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables that point the program at the table: ``RANK_TABLE_FILE`` and ``RANK_SIZE``."""
+        return {"RANK_TABLE_FILE": self.path, "RANK_SIZE": str(self.rank_size)}
 
 
-def _field(obj: Any, key: str, what: str) -> str:
-    if not isinstance(obj, dict) or key not in obj:
-        raise DataError(f"rank table: {what} has no {key!r}", hint=_HINT_OFF)
-    return _str(obj[key], f"{what}.{key}")
+class Device(Record):
+    """A device of a template-2 instance."""
+
+    __slots__ = ("device_id", "device_ip")
+
+    def __init__(self, device_id: str, device_ip: str) -> None:
+        self.device_id = device_id
+        self.device_ip = device_ip
 
 
-def _pod_index(instance: Any, what: str) -> int:
-    pod = _field(instance, "pod_name", what)
-    match = _TRAILING_INT.search(pod)
-    if match is None:
-        raise DataError(f"rank table: pod_name {pod!r} does not end in a number", hint=_HINT_OFF)
-    return int(match.group(1))
+class Instance(Record):
+    """A template-2 instance (one pod): the number ending its ``pod_name``, its server and its devices."""
+
+    __slots__ = ("devices", "pod_index", "server_id")
+
+    def __init__(self, pod_index: int, server_id: str, devices: Sequence[Device]) -> None:
+        self.pod_index = pod_index
+        self.server_id = server_id
+        self.devices = tuple(devices)
 
 
-def convert_template2(data: dict[str, Any]) -> dict[str, Any]:
-    """Template 2 → template 1, as the reference launcher does it.
+class Server(Record):
+    """A template-1 server with its devices in rank order, each with its rank in the job."""
 
-    In each group with ``device_count`` other than ``"0"``, instances are taken in the order of the integer
-    that ends their ``pod_name`` (``…-worker-2`` before ``…-worker-10``), and each instance's devices in
-    order; ``rank_id`` counts 0, 1, 2… over the whole job. Devices are grouped by ``server_id`` in order of
-    first appearance. Every value is a string. Raises :class:`DataError` when a field is missing.
-    """
-    servers: dict[str, list[dict[str, str]]] = {}
-    rank = 0
-    for g, group in enumerate(_list(data, "group_list", "the file")):
-        where = f"group_list[{g}]"
-        if _field(group, "device_count", where) == "0":
-            continue
-        instances = _list(group, "instance_list", where)
-        named = [(inst, f"{where}.instance_list[{i}]") for i, inst in enumerate(instances)]
-        named.sort(key=lambda pair: _pod_index(pair[0], pair[1]))
-        for instance, iwhere in named:
-            server_id = _field(instance, "server_id", iwhere)
-            devices = servers.setdefault(server_id, [])
-            for d, device in enumerate(_list(instance, "devices", iwhere)):
-                dwhere = f"{iwhere}.devices[{d}]"
-                devices.append(
-                    {
-                        "device_id": _field(device, "device_id", dwhere),
-                        "device_ip": _field(device, "device_ip", dwhere),
-                        "rank_id": str(rank),
-                    }
-                )
-                rank += 1
-    return {
-        "status": "completed",
-        "version": "1.0",
-        "server_count": str(len(servers)),
-        "server_list": [{"server_id": sid, "device": devs} for sid, devs in servers.items()],
-    }
+    __slots__ = ("devices", "server_id")
+
+    def __init__(self, server_id: str, devices: Sequence[tuple[int, Device]]) -> None:
+        self.server_id = server_id
+        self.devices = tuple(devices)
 
 
-def template1_rank_size(data: dict[str, Any]) -> int:
-    """The number of devices in a template-1 table; :class:`DataError` when its structure is wrong."""
-    size = 0
-    for s, server in enumerate(_list(data, "server_list", "the file")):
-        where = f"server_list[{s}]"
-        _field(server, "server_id", where)
-        for d, device in enumerate(_list(server, "device", where)):
-            _field(device, "rank_id", f"{where}.device[{d}]")
-            size += 1
-    return size
+def table_location(environ: Mapping[str, str]) -> Optional[tuple[str, str]]:
+    """Where the platform puts the table and the variable that says so: ``RANK_TABLE_FILE``, else
+    ``RANK_TABLE_FILE_V_1_0``; None when neither is set."""
+    for name in ("RANK_TABLE_FILE", "RANK_TABLE_FILE_V_1_0"):
+        if environ.get(name):
+            return environ[name], name
+    return None
 
 
-def template_of(data: Any) -> int:
-    """1 or 2, from the table's structure; :class:`DataError` for anything else."""
-    if isinstance(data, dict):
-        if "group_list" in data:
-            return 2
-        if "server_list" in data:
-            return 1
-    raise DataError(
-        "rank table: neither group_list (template 2) nor server_list (template 1)", hint=_HINT_OFF
-    )
-
-
-def _resolve(path: str) -> str:
+def table_file(location: str) -> str:
     """A directory means its ``jobstart_hccl.json``; a ``.json`` name or an existing file is the file."""
-    if os.path.isdir(path):
-        return os.path.join(path, FILE_NAME)
-    if os.path.exists(path) or path.endswith(".json"):
-        return path
-    return os.path.join(path, FILE_NAME)
+    if os.path.isdir(location):
+        return os.path.join(location, FILE_NAME)
+    if os.path.exists(location) or location.endswith(".json"):
+        return location
+    return os.path.join(location, FILE_NAME)
 
 
-def _read(path: str) -> tuple[Optional[dict[str, Any]], str]:
-    """The parsed table when it is complete, else None and what is wrong with it so far."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        return None, "file not there yet"
-    except IsADirectoryError:
-        return None, "is a directory"
-    except OSError as exc:
-        return None, f"cannot be read ({exc.strerror})"
+def _quoted(text: str) -> str:
+    """A string from the table for a message: quoted, escaped, and cut after 60 characters."""
+    return repr(text[:60]) + ("…" if len(text) > 60 else "")
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for a message (never the value itself: it may be huge or deeply nested)."""
+    if isinstance(value, str):
+        return "a string"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def completed_table(path: str, raw: bytes) -> tuple[Optional[JSONObject], str]:
+    """The table in ``raw`` (the content of ``path``) when it is complete, else None and what is wrong
+    with it so far (it may still be being written). :class:`DataError` for what no writer ever produces:
+    more than :data:`MAX_BYTES`, or JSON nested too deeply to read."""
+    shown = one_line(path)
+    if len(raw) > MAX_BYTES:
+        raise DataError(f"rank table {shown} is larger than {MAX_BYTES // 2**20} MiB", hint=_HINT_OFF)
+    import json
+
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise DataError(f"rank table {shown}: JSON nested too deeply", hint=_HINT_OFF) from None
     except ValueError:
         return None, "not valid JSON yet" if raw.strip() else "empty"
     if not isinstance(data, dict):
         return None, "not a JSON object"
     status = data.get("status")
     if status != "completed":
-        return None, f"status {status!r}"
+        return None, f"status {_quoted(status)}" if isinstance(status, str) else f"status {_kind(status)}"
     return data, "completed"
 
 
-def wait_for_table(
-    location: str,
-    *,
-    timeout: float,
-    progress: Callable[[str], None],
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    poll_interval: float = 0.5,
-) -> tuple[str, dict[str, Any]]:
-    """Wait until ``location`` (a directory or a file) holds a table whose ``status`` is ``completed``.
-
-    Returns the file's path and its content. A missing, empty, half-written or incomplete file is waited
-    for; :class:`TimeoutError_` is raised once ``timeout`` seconds have passed, saying what was last seen.
-    ``progress`` gets a line about every :data:`PROGRESS_EVERY` seconds.
-    """
-    start = clock()
-    deadline = start + timeout
-    next_report = start + PROGRESS_EVERY
-    while True:
-        path = _resolve(location)
-        data, state = _read(path)
-        if data is not None:
-            return path, data
-        now = clock()
-        if now >= deadline:
-            raise TimeoutError_(
-                f"the rank table {path} was not completed within {timeout:g}s ({state})",
-                hint="check the job's Ascend resources, raise --rank-table-timeout, or pass --rank-table off",
-            )
-        if now >= next_report:
-            progress(f"waiting for the rank table {path} ({now - start:.0f}s, {state})")
-            next_report = now + PROGRESS_EVERY
-        sleep(max(0.0, min(poll_interval, deadline - now)))
+def _member(obj: object, key: str, what: str) -> object:
+    if not isinstance(obj, dict) or key not in obj:
+        raise DataError(f"rank table: {what} has no {key!r}", hint=_HINT_OFF)
+    return obj[key]
 
 
-def write_atomic(path: str, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file in the same directory, fsync'd and
-    renamed into place, so no reader ever sees half of it (and a retried job simply rewrites it)."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".jobstart_hccl.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=4)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+def _list(obj: object, key: str, what: str) -> list[object]:
+    value = _member(obj, key, what)
+    if not isinstance(value, list):
+        raise DataError(f"rank table: {what}.{key} is not a list", hint=_HINT_OFF)
+    return value
+
+
+def _text(obj: object, key: str, what: str) -> str:
+    """A string field; a whole number is taken as its digits (every value should be a string)."""
+    value = _member(obj, key, what)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"rank table: {what}.{key} is {_kind(value)}, not a string", hint=_HINT_OFF)
+    return str(value)
+
+
+def _pod_index(pod: str) -> int:
+    """The number that ends a pod name (``…-worker-10`` → 10)."""
+    digits = len(pod) - len(pod.rstrip("0123456789"))
+    if not 0 < digits <= MAX_POD_DIGITS:
+        problem = "does not end in a number" if digits == 0 else "ends in a number too large"
+        raise DataError(f"rank table: pod_name {_quoted(pod)} {problem}", hint=_HINT_OFF)
+    return int(pod[len(pod) - digits :])
+
+
+def _instance(value: object, where: str) -> Instance:
+    pod_index = _pod_index(_text(value, "pod_name", where))
+    server_id = _text(value, "server_id", where)
+    devices = []
+    for d, device in enumerate(_list(value, "devices", where)):
+        dwhere = f"{where}.devices[{d}]"
+        devices.append(Device(_text(device, "device_id", dwhere), _text(device, "device_ip", dwhere)))
+    return Instance(pod_index, server_id, devices)
+
+
+def template2_instances(data: Mapping[str, object]) -> list[Instance]:
+    """The instances of a template-2 table in rank order: groups in order, skipping those whose
+    ``device_count`` is ``"0"``; in each, instances by the number ending their ``pod_name``
+    (``…-worker-2`` before ``…-worker-10``). :class:`DataError` when a field is missing or mistyped."""
+    ordered: list[Instance] = []
+    for g, group in enumerate(_list(data, "group_list", "the file")):
+        where = f"group_list[{g}]"
+        if _text(group, "device_count", where) == "0":
+            continue
+        instances = _list(group, "instance_list", where)
+        parsed = [_instance(inst, f"{where}.instance_list[{i}]") for i, inst in enumerate(instances)]
+        ordered += sorted(parsed, key=lambda instance: instance.pod_index)
+    return ordered
+
+
+def assign_ranks(instances: Sequence[Instance]) -> list[Server]:
+    """Template-1 servers: ``rank_id`` counts 0, 1, 2… over the instances' devices in order; devices are
+    grouped by ``server_id`` in order of first appearance."""
+    servers: dict[str, list[tuple[int, Device]]] = {}
+    rank = 0
+    for instance in instances:
+        devices = servers.setdefault(instance.server_id, [])
+        for device in instance.devices:
+            devices.append((rank, device))
+            rank += 1
+    return [Server(server_id, devices) for server_id, devices in servers.items()]
+
+
+def template1_document(servers: Sequence[Server]) -> JSONObject:
+    """The template-1 JSON of ``servers``; every value is a string."""
+    return {
+        "status": "completed",
+        "version": "1.0",
+        "server_count": str(len(servers)),
+        "server_list": [
+            {
+                "server_id": server.server_id,
+                "device": [
+                    {"device_id": device.device_id, "device_ip": device.device_ip, "rank_id": str(rank)}
+                    for rank, device in server.devices
+                ],
+            }
+            for server in servers
+        ],
+    }
+
+
+def convert_template2(data: Mapping[str, object]) -> JSONObject:
+    """Template 2 → template 1, as the reference launcher does it (see :func:`template2_instances` and
+    :func:`assign_ranks`). Raises :class:`DataError` when a field is missing or mistyped."""
+    return template1_document(assign_ranks(template2_instances(data)))
+
+
+def template1_rank_size(data: Mapping[str, object]) -> int:
+    """The number of devices in a template-1 table; :class:`DataError` when its structure is wrong."""
+    size = 0
+    for s, server in enumerate(_list(data, "server_list", "the file")):
+        where = f"server_list[{s}]"
+        _text(server, "server_id", where)
+        for d, device in enumerate(_list(server, "device", where)):
+            _text(device, "rank_id", f"{where}.device[{d}]")
+            size += 1
+    return size
+
+
+def template_of(data: Mapping[str, object]) -> Template:
+    """1 or 2, from the table's structure; :class:`DataError` for anything else."""
+    if "group_list" in data:
+        return 2
+    if "server_list" in data:
+        return 1
+    raise DataError(
+        "rank table: neither group_list (template 2) nor server_list (template 1)", hint=_HINT_OFF
+    )
 
 
 def output_path(environ: Mapping[str, str], out_path: Optional[str]) -> str:
@@ -248,60 +272,24 @@ def output_path(environ: Mapping[str, str], out_path: Optional[str]) -> str:
     return os.path.join(mount, "rank_table", FILE_NAME)
 
 
-def prepare_rank_table(
-    environ: Mapping[str, str],
-    *,
-    mode: str = "auto",
-    timeout: float = 600,
-    out_path: Optional[str] = None,
-    progress: Callable[[str], None],
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    poll_interval: float = 0.5,
-) -> Optional[RankTable]:
-    """The rank table for an Ascend job, ready for HCCL, or None when there is none (or ``mode`` is
-    ``"off"``).
-
-    ``RANK_TABLE_FILE`` (a directory holding ``jobstart_hccl.json``, or the file) is preferred; when it is
-    unset, ``RANK_TABLE_FILE_V_1_0`` (a template-1 file) is used. The table is waited for (see
-    :func:`wait_for_table`); a template-2 table is converted and written atomically to ``out_path`` or
-    ``$MA_MOUNT_PATH/rank_table/jobstart_hccl.json``; a template-1 table is used where it is.
-    """
-    if mode not in MODES:
-        raise UsageError(
-            f"unknown rank table mode {mode!r}", hint="use --rank-table auto or --rank-table off"
-        )
-    if mode == "off":
-        return None
-    if timeout < 0:
-        raise UsageError(f"the rank table timeout {timeout:g} is negative", hint="pass a timeout in seconds")
-    location = environ.get("RANK_TABLE_FILE") or environ.get("RANK_TABLE_FILE_V_1_0")
-    if not location:
-        return None
-    if not environ.get("RANK_TABLE_FILE"):
-        progress(f"RANK_TABLE_FILE is not set; using RANK_TABLE_FILE_V_1_0={location}")
-    source, data = wait_for_table(
-        location, timeout=timeout, progress=progress, sleep=sleep, clock=clock, poll_interval=poll_interval
-    )
-    template = template_of(data)
-    if template == 1:
-        size = template1_rank_size(data)
-        return RankTable(source, size, {"RANK_TABLE_FILE": source, "RANK_SIZE": str(size)}, source, 1)
-    converted = convert_template2(data)
-    size = sum(len(server["device"]) for server in converted["server_list"])
+def usable_table(
+    source: str, data: Mapping[str, object], environ: Mapping[str, str], out_path: Optional[str]
+) -> tuple[RankTable, Optional[bytes]]:
+    """The table HCCL will read for the completed table ``data`` found at ``source``, and the bytes to
+    write at its path (None when ``source`` is template 1 and used as it is)."""
+    if template_of(data) == 1:
+        return RankTable(source, template1_rank_size(data), source, 1), None
+    servers = assign_ranks(template2_instances(data))
+    size = sum(len(server.devices) for server in servers)
     if size == 0:
-        raise DataError(f"rank table {source}: no devices in any group", hint=_HINT_OFF)
+        raise DataError(f"rank table {one_line(source)}: no devices in any group", hint=_HINT_OFF)
     target = output_path(environ, out_path)
     if os.path.abspath(target) == os.path.abspath(source):
         raise ConfigError(
-            f"the converted rank table would overwrite its source {source}",
+            f"the converted rank table would overwrite its source {one_line(source)}",
             hint="pass --rank-table-out with another path",
         )
-    try:
-        write_atomic(target, converted)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the rank table to {target}: {exc.strerror or exc}",
-            hint="make the directory writable, or pass --rank-table-out PATH",
-        ) from exc
-    return RankTable(target, size, {"RANK_TABLE_FILE": target, "RANK_SIZE": str(size)}, source, 2)
+    import json
+
+    content = (json.dumps(template1_document(servers), indent=4) + "\n").encode()
+    return RankTable(target, size, source, 2), content

@@ -3,6 +3,7 @@ channel arguments and boot-line lint."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -150,15 +151,18 @@ def test_torchrun_composed_argv(tmp_path: Path) -> None:
     assert data["argv"][1:5] == ["-m", "torch.distributed.run", "--standalone", "--nnodes"]
 
 
-def _torch_available() -> bool:
-    result = subprocess.run([REAL_PYTHON, "-c", "import torch"], capture_output=True)
-    return result.returncode == 0
+def _torch_path() -> str:
+    """The directory torch is installed in (looked up, not imported), for the job's PYTHONPATH: the env's
+    python is the real interpreter, which does not see a virtualenv's packages."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        missing("torch is not installed")
+    return str(Path(spec.origin).parent.parent)
 
 
 @pytest.mark.slow
 def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
-    if not _torch_available():
-        missing("torch is not installed")
+    torch_path = _torch_path()
     env_dir = make_env(tmp_path / "env")
     (tmp_path / "train.py").write_text(
         textwrap.dedent(
@@ -175,6 +179,7 @@ def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
         )
     )
     env = job_env(tmp_path, MA_NUM_GPUS="2")
+    env["PYTHONPATH"] += os.pathsep + torch_path
     result = run(
         tmp_path, "-q", "-p", str(env_dir), "--master-port", "29631", "--torchrun", "train.py", "--x", env=env
     )
@@ -278,3 +283,46 @@ def test_lint_warns_and_strict_lint_fails(tmp_path: Path) -> None:
     assert result.returncode == 78 and "conda-activate" in result.stderr
     result = run(tmp_path, "-q", "--", sys.executable, "-c", "pass", env=env)
     assert result.returncode == 0 and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "extra", "code", "text"),
+    [
+        ((), {"MA_NUM_GPUS": "²"}, 78, "MA_NUM_GPUS='²' is not a non-negative whole number"),
+        ((), {"VC_TASK_INDEX": "9" * 5000}, 78, "VC_TASK_INDEX="),
+        (("--dry-run",), {"MA_NUM_HOSTS": "1\n2"}, 78, "MA_NUM_HOSTS='1\\n2'"),
+        (("--master-port", "0"), {}, 2, "--master-port 0 is outside 1-65535"),
+        (("--master-port", "99999"), {}, 2, "--master-port 99999 is outside 1-65535"),
+    ],
+)
+def test_bad_platform_values_and_options_get_their_code(
+    tmp_path: Path, args: tuple[str, ...], extra: dict[str, str], code: int, text: str
+) -> None:
+    marker = tmp_path / "ran"
+    env = job_env(tmp_path, **{**V2, "VC_TASK_INDEX": "0", **extra})
+    result = run(tmp_path, *args, "--", "touch", str(marker), env=env)
+    assert result.returncode == code, result.stderr
+    assert text in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_rank_table_nested_too_deeply_is_a_data_error(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "jobstart_hccl.json").write_text(
+        '{"status": "completed", "group_list": ' + "[" * 100_000
+    )
+    env = job_env(tmp_path, RANK_TABLE_FILE=str(tmp_path / "config"), MA_MOUNT_PATH=str(tmp_path))
+    result = run(tmp_path, "--", "touch", str(marker), env=env)
+    assert result.returncode == 65, result.stderr
+    assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists() and not (tmp_path / "rank_table").exists()
+
+
+def test_rank_table_fifo_keeps_the_deadline(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    os.mkfifo(tmp_path / "config" / "jobstart_hccl.json")
+    env = job_env(tmp_path, RANK_TABLE_FILE=str(tmp_path / "config"), MA_MOUNT_PATH=str(tmp_path))
+    result = run(tmp_path, "--rank-table-timeout", "1", "--", "true", env=env)
+    assert result.returncode == 75, result.stderr

@@ -73,7 +73,12 @@ ROOT = HOME + "/anaconda3"
 ENV = ROOT + "/envs/python-3.7.10"
 CODE = HOME + "/modelarts/user-job-dir/code"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-BASE_ENV = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "PYTHONPATH": CONFIG["pythonpath"]}
+BASE_ENV = {
+    "PATH": SYSTEM_PATH,
+    "LANG": "C.UTF-8",
+    "PYTHONPATH": CONFIG["pythonpath"],
+    "XDG_CACHE_HOME": CONFIG["cache"],
+}
 RESULT = {}
 
 
@@ -150,6 +155,7 @@ def in_namespace(tmp_path: Path, body: str) -> dict[str, Any]:
         "real_python": REAL_PYTHON,
         "launch": [sys.executable, "-m", "launcher"],
         "pythonpath": str(REPO),
+        "cache": os.environ["XDG_CACHE_HOME"],  # the session's private cache (conftest.py)
     }
     host_home_before = sorted(os.listdir("/home")) if os.path.isdir("/home") else None
     proc = subprocess.run(

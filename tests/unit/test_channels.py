@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -12,12 +13,16 @@ from hypothesis import strategies as st
 from launcher.errors import UsageError
 from launcher.modelarts.channels import (
     ChannelSplit,
+    channel_mode,
     channel_names,
     env_name,
     parse_channel_list,
     split_channel_args,
     trailing_start,
 )
+
+if TYPE_CHECKING:
+    from launcher.modelarts.channels import ChannelMode
 
 DATA = "/home/ma-user/modelarts/inputs/data_url_0/"
 TRAIN = "/home/ma-user/modelarts/outputs/train_url_0/"
@@ -27,7 +32,7 @@ STRICT = """for a; do case $a in --*) echo "unknown $a" >&2; exit 2;; esac; done
 """
 
 
-def split(argv: list[str], mode: str, environ: dict[str, str] | None = None) -> ChannelSplit:
+def split(argv: list[str], mode: ChannelMode, environ: dict[str, str] | None = None) -> ChannelSplit:
     return split_channel_args(argv, environ or {}, mode=mode, names=NAMES)
 
 
@@ -133,7 +138,7 @@ def test_value_after_space_form_must_not_start_with_dashes() -> None:
 
 def test_bad_mode() -> None:
     with pytest.raises(UsageError):
-        split(["p"], "keep")
+        channel_mode("keep")
 
 
 @pytest.mark.parametrize(
@@ -205,3 +210,42 @@ def test_trailing_start_bounds(argv: list[str]) -> None:
     assert (start >= 1 or not argv) and start <= len(argv)
     result = split(argv, "drop")
     assert result.argv == argv[:start] and result.removed == argv[start:]
+
+
+def test_channel_mode() -> None:
+    assert [channel_mode(m) for m in ("pass", "env", "drop")] == ["pass", "env", "drop"]
+    with pytest.raises(UsageError, match=r"'pa\\nss'"):
+        channel_mode("pa\nss")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000,  # json.loads raises RecursionError, not ValueError
+        '{"name": ' * 50_000,
+        '["\\ud800", "d\\u00e4ta", "x y"]',  # a lone surrogate, a non-ASCII letter, a blank
+        "\udcff,\ud800",
+    ],
+)
+def test_unusable_platform_values_give_no_names(raw: str) -> None:
+    assert parse_channel_list(raw) == []
+    assert channel_names({"MA_INPUTS": raw}, NAMES) == (NAMES, "--channel-names")
+
+
+def test_empty_names_are_ignored() -> None:
+    """An empty name would turn `--=x` into a variable with an empty name, which exec refuses."""
+    result = split_channel_args(["p", "--=x", "--data_url=/d"], {}, mode="env", names=["", "data_url"])
+    assert (result.argv, result.env, result.names) == (["p", "--=x"], {"data_url": "/d"}, ("data_url",))
+
+
+hostile_text = st.text(alphabet=st.sampled_from('[]{}",:\\ \n\t_a1.-²\ud800\udcff'), max_size=30)
+
+
+@given(st.one_of(st.text(max_size=30), hostile_text), st.lists(st.text(max_size=6), max_size=6))
+def test_any_platform_value_gives_exportable_names(raw: str, argv: list[str]) -> None:
+    names, _source = channel_names({"MA_INPUTS": raw, "MA_OUTPUTS": raw[::-1]}, NAMES)
+    result = split_channel_args(["p", *argv], {"MA_INPUTS": raw}, mode="env", names=NAMES)
+    for name in (*names, *result.env):
+        assert name.isascii() and (name[:1].isalpha() or name[:1] == "_")
+    for variable in result.env:
+        assert variable.isidentifier()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,10 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from needs import missing
 
 from launcher.errors import ConfigError, UsageError
-from launcher.modelarts.distributed import DEFAULT_RDZV_ID, DistEnv, dist_env, job_id, torchrun_argv
+from launcher.modelarts.distributed import VARIABLES, DistEnv, dist_env
 from launcher.modelarts.platform import detect_platform
+from launcher.modelarts.torchrun import DEFAULT_RDZV_ID, job_id, torchrun_argv
 
 JOB = "ma-job-0f1e"
 HOSTS = f"{JOB}-worker-0.{JOB},{JOB}-worker-1.{JOB}"
@@ -268,17 +271,12 @@ def test_torchrun_ipv6_endpoint() -> None:
     assert argv[argv.index("--rdzv_endpoint") + 1] == "[fd00::1]:6060"
 
 
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _has_torch(), reason="torch is not installed")
 def test_real_torchrun_gloo(tmp_path: Path) -> None:
+    # Looked up, not imported: importing torch here would load it into the test process (and without
+    # numpy it warns, which pytest turns into an error).
+    if importlib.util.find_spec("torch") is None:
+        missing("torch is not installed")
     script = tmp_path / "job.py"
     script.write_text(
         textwrap.dedent(
@@ -302,3 +300,112 @@ def test_real_torchrun_gloo(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "0").read_text() == "2 3.0"
     assert (tmp_path / "1").read_text() == "2 3.0"
+
+
+# ---- hostile values (each was an internal error, exit 70, or a wrong result before)
+
+COUNTS = [
+    "MA_NUM_GPUS",
+    "MA_NUM_HOSTS",
+    "VC_WORKER_NUM",
+    "DLS_TASK_NUMBER",
+    "VC_TASK_INDEX",
+    "MA_TASK_INDEX",
+    "DLS_TASK_INDEX",
+    "NNODES",
+    "NODE_RANK",
+    "NPROC_PER_NODE",
+    "MASTER_PORT",
+]
+
+
+@pytest.mark.parametrize("name", COUNTS)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "²",  # str.isdigit() accepts it, int() does not
+        "٣",  # an Arabic-Indic three: int() reads it, but it is no count a platform writes
+        "9" * 5000,  # int() refuses more than 4300 digits
+        "1\n2",
+    ],
+)
+def test_counts_that_are_not_ascii_whole_numbers(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        derive({"MA_VJ_NAME": JOB, name: value})
+    assert info.value.message.startswith(f"{name}=")
+    assert "\n" not in info.value.message and info.value.hint
+
+
+def test_counts_within_bounds() -> None:
+    assert derive({"MA_NUM_GPUS": " 0008 "}).nproc_per_node == 8
+    with pytest.raises(ConfigError, match="larger than 1000000"):
+        derive({"MA_NUM_GPUS": "1000001"})
+    with pytest.raises(ConfigError, match="larger than 65535"):
+        derive({"MASTER_PORT": "65536"})
+    assert derive({"MASTER_PORT": "65535"}).master_port == 65535
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 99999])
+def test_master_port_argument_out_of_range_is_a_usage_error(port: int) -> None:
+    with pytest.raises(UsageError, match=f"--master-port {port} "):
+        derive(v2_env(0), master_port=port)
+
+
+@pytest.mark.parametrize("value", ["[]:80", "[fd00::1", ":80", " , "])
+def test_v1_hosts_without_a_host_name(value: str) -> None:
+    with pytest.raises(ConfigError, match="BATCH_CUSTOM0_HOSTS"):
+        derive({"DLS_TASK_INDEX": "0", "DLS_TASK_NUMBER": "2", "BATCH_CUSTOM0_HOSTS": value})
+
+
+@pytest.mark.parametrize("hosts", ["worker 0,worker-1", "w\n0,w1", "w\udcff0,w1"])
+def test_platform_host_names_with_blanks_or_control_characters(hosts: str) -> None:
+    with pytest.raises(ConfigError, match="not a host name") as info:
+        derive(v2_env(1, VC_WORKER_HOSTS=hosts))
+    assert "\n" not in info.value.message
+    # the user's own MASTER_ADDR is never judged
+    assert derive(v2_env(1, VC_WORKER_HOSTS=hosts, MASTER_ADDR="m")).master_addr == "m"
+
+
+PLATFORM_VARIABLES = [
+    *COUNTS,
+    *("MASTER_ADDR", "VC_WORKER_HOSTS", "MA_VJ_NAME", "MA_HJ_NAME", "MA_NAMESPACE"),
+    *("BATCH_CUSTOM0_HOSTS", "BATCH_JOB_ID", "RANK", "WORLD_SIZE"),
+]
+hostile = st.one_of(
+    st.text(max_size=12),
+    st.text(alphabet="0123456789²٣ \n\t,:[]-.\ud800\udcff", max_size=8),
+    st.sampled_from(["0", "1", "2", "9" * 5000, "[]:80", "[::1]:x"]),
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(PLATFORM_VARIABLES), hostile),
+    st.integers(min_value=-5, max_value=70000),
+    st.booleans(),
+)
+def test_hostile_platform_values_give_documented_errors(
+    environ: dict[str, str], port: int, world_per_node: bool
+) -> None:
+    """Whatever the platform's variables hold: a result, or a ConfigError (78) / UsageError (2) on one line;
+    and a result always composes a torchrun command."""
+    try:
+        d = dist_env(environ, detect_platform(environ), master_port=port, world_per_node=world_per_node)
+    except (ConfigError, UsageError) as error:
+        assert "\n" not in error.message and error.hint
+        return
+    assert set(d.set) <= set(VARIABLES)
+    assert torchrun_argv("py", ["train.py"], d, job_id=job_id(environ))[-1] == "train.py"
+
+
+@pytest.mark.parametrize("python", ["python3.7m", "/opt/py/bin/python3.11", "pypy3", "python"])
+def test_torchrun_knows_every_python_name(python: str) -> None:
+    """core.programs decides what is Python; the old regex here missed python3.7m and pypy3 (and ran them
+    with --no-python)."""
+    d = derive({})
+    argv = torchrun_argv("py", [python, "-u", "train.py", "x"], d, job_id=None)
+    assert "--no-python" not in argv and argv[-2:] == ["train.py", "x"]
+    assert torchrun_argv("py", ["python3-config", "x"], d, job_id=None)[-3:] == [
+        "--no-python",
+        "python3-config",
+        "x",
+    ]

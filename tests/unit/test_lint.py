@@ -3,9 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from launcher.modelarts.lint import LintWarning, lint, split_commands, tokenize
+from launcher.modelarts.lint import LintWarning, lint
 from launcher.modelarts.platform import LOCAL, Platform
+from launcher.modelarts.shellwords import split_commands, tokenize
 
 V2 = Platform("v2", ("MA_VJ_NAME",))
 V1 = Platform("v1", ("DLS_TASK_INDEX",))
@@ -203,3 +206,63 @@ def test_several_rules_on_one_line(workdir: Path) -> None:
     assert sorted(codes(run(line, workdir))) == sorted(
         ["background", "conda-activate", "bash-runs-python", "missing-script"]
     )
+
+
+@pytest.mark.parametrize("python", ["python3.7m", "pypy3", "pypy", "/opt/conda/bin/python3.10"])
+def test_every_python_name_is_checked(python: str, workdir: Path) -> None:
+    """core.programs decides what is Python (the old regex here missed pypy; the one in torchrun missed
+    python3.7m)."""
+    assert codes(run(f"{python} missing.py", workdir)) == ["missing-script"]
+    assert run(f"{python} train.py", workdir) == []
+    # not interpreters: their first argument is not a script
+    assert run("python3-config --includes", workdir) == []
+    assert run("pythonw missing.py", workdir) == []
+
+
+def test_unresolvable_dollars(workdir: Path) -> None:
+    environ = {"A": "sub", "B": "$X", "C": "~"}
+    for word in ("$1/x.py", "${A-B}/x.py", "${A/x.py", "${}/x.py", "x$.py", "$B/x.py", "$C/x.py", "`A`/x.py"):
+        assert run(f"python {word}", workdir, environ=environ) == [], word
+    assert codes(run("python ${A}/$A.py", workdir, environ=environ)) == ["missing-script"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "escaped"),
+    [
+        (["python", "a\nb.py"], "a\\nb.py"),
+        (["bash", "x\r.py"], "x\\r.py"),
+        (["./run\x1b.sh"], "./run\\x1b.sh"),
+        (["python", "\udcff.py"], "\\udcff.py"),
+    ],
+)
+def test_words_in_messages_stay_on_one_line(argv: list[str], escaped: str, workdir: Path) -> None:
+    warnings = lint(argv, shell_line=None, environ={}, platform=V2, workdir=str(workdir))
+    assert warnings
+    for w in warnings:
+        assert escaped in w.message
+        assert w.message.isprintable() and w.hint.isprintable()
+
+
+def test_escaped_background_and_variable_names(workdir: Path) -> None:
+    background, missing = run("python 'train\n.py' &", workdir)
+    assert background.code == "background" and "python train\\n.py" in background.message
+    assert missing.code == "missing-script" and "train\\n.py does not exist" in missing.message
+    [w] = run("python train.py", workdir, names=("MA_X\nY",))
+    assert w.code == "ma-variable" and "MA_X\\nY" in w.message and w.message.isprintable()
+
+
+shell_text = st.text(alphabet=st.sampled_from("abpy.thon/ $`\\'\"&|;()<>{}-=\n\t²\ud800\udcff"), max_size=60)
+
+
+@given(
+    st.one_of(st.text(max_size=60), shell_text),
+    st.dictionaries(st.text(max_size=4), st.text(max_size=8), max_size=3),
+    st.lists(st.text(max_size=8), max_size=3),
+)
+def test_any_line_gives_one_line_warnings(line: str, environ: dict[str, str], names: list[str]) -> None:
+    for warnings in (
+        lint([], shell_line=line, environ=environ, platform=V2, workdir="/nonexistent", user_env_names=names),
+        lint(line.split(" "), shell_line=None, environ=environ, platform=V1, workdir="/tmp\n"),
+    ):
+        for w in warnings:
+            assert w.message.isprintable() and w.hint.isprintable(), w

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from launcher.modelarts.platform import LOCAL, Platform, detect_platform
+
+if TYPE_CHECKING:
+    from launcher.modelarts.platform import PlatformKind
 
 
 @pytest.mark.parametrize(
@@ -27,7 +32,7 @@ from launcher.modelarts.platform import LOCAL, Platform, detect_platform
         ({"MA_VJ_NAME": "", "BATCH_JOB_ID": ""}, "local", ()),
     ],
 )
-def test_detect(environ: dict[str, str], kind: str, evidence: tuple[str, ...]) -> None:
+def test_detect(environ: dict[str, str], kind: PlatformKind, evidence: tuple[str, ...]) -> None:
     platform = detect_platform(environ)
     assert platform == Platform(kind, evidence)
     assert platform.on_modelarts == (kind != "local")
@@ -36,7 +41,7 @@ def test_detect(environ: dict[str, str], kind: str, evidence: tuple[str, ...]) -
 def test_frozen_and_describe() -> None:
     platform = detect_platform({"MA_VJ_NAME": "j"})
     with pytest.raises(AttributeError):
-        platform.kind = "v1"  # type: ignore[misc]
+        platform.kind = "v1"
     assert platform.describe() == "ModelArts v2 (MA_VJ_NAME)"
     assert LOCAL.describe().startswith("not ModelArts")
     assert detect_platform({}) is LOCAL

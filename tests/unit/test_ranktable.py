@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -8,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from launcher.errors import ConfigError, DataError, TimeoutError_, UsageError
-from launcher.modelarts.ranktable import RankTable, convert_template2, prepare_rank_table
+from launcher.modelarts.ranktable import RankTable, convert_template2
+from launcher.run.ranktable import prepare_rank_table, rank_table_mode
 
 # The two examples of modelarts.md, verbatim.
 DOC_T2 = {
@@ -150,9 +154,8 @@ def test_wait_for_delayed_completion(tmp_path: Path) -> None:
     finally:
         writer.join()
     out = mount / "rank_table" / "jobstart_hccl.json"
-    assert result == RankTable(
-        str(out), 6, {"RANK_TABLE_FILE": str(out), "RANK_SIZE": "6"}, str(table), template=2
-    )
+    assert result == RankTable(str(out), 6, str(table), template=2)
+    assert result.env == {"RANK_TABLE_FILE": str(out), "RANK_SIZE": "6"}
     assert json.loads(out.read_text()) == MULTI_T1
     assert os.listdir(out.parent) == ["jobstart_hccl.json"]  # no temporary file left behind
 
@@ -202,9 +205,8 @@ def test_template1_passthrough_directory(tmp_path: Path) -> None:
     table.write_text(json.dumps(MULTI_T1))
     before = table.read_bytes()
     result = prepare_rank_table({"RANK_TABLE_FILE": str(tmp_path)}, timeout=1, progress=Log())
-    assert result == RankTable(
-        str(table), 6, {"RANK_TABLE_FILE": str(table), "RANK_SIZE": "6"}, str(table), 1
-    )
+    assert result == RankTable(str(table), 6, str(table), 1)
+    assert result.env == {"RANK_TABLE_FILE": str(table), "RANK_SIZE": "6"}
     assert table.read_bytes() == before
     assert os.listdir(tmp_path) == ["jobstart_hccl.json"]
 
@@ -251,7 +253,7 @@ def test_off_and_absent(tmp_path: Path) -> None:
     assert prepare_rank_table({}, progress=Log()) is None
     assert prepare_rank_table({"RANK_TABLE_FILE": ""}, progress=Log()) is None
     with pytest.raises(UsageError):
-        prepare_rank_table(env, mode="on", progress=Log())
+        rank_table_mode("on")
 
 
 def test_missing_mount_path(tmp_path: Path) -> None:
@@ -349,3 +351,157 @@ def test_json_not_an_object_times_out(tmp_path: Path) -> None:
     (tmp_path / "jobstart_hccl.json").write_text("[1, 2]")
     with pytest.raises(TimeoutError_, match="not a JSON object"):
         prepare_rank_table({"RANK_TABLE_FILE": str(tmp_path)}, timeout=0, progress=Log())
+
+
+# ---- hostile tables (each was an internal error, exit 70, a hang or a wrong result before)
+
+
+def _prepare(directory: Path, raw: bytes, **kw: Any) -> RankTable | None:
+    (directory / "jobstart_hccl.json").write_bytes(raw)
+    env = {"RANK_TABLE_FILE": str(directory)}
+    return prepare_rank_table(env, timeout=0, out_path=str(directory / "out.json"), progress=Log(), **kw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000,
+        b'{"status": "completed", "group_list": ' + b"[" * 100_000,
+        b'{"status": ' + b'{"a": ' * 100_000,
+    ],
+)
+def test_json_nested_too_deeply_is_a_data_error(tmp_path: Path, raw: bytes) -> None:
+    with pytest.raises(DataError, match="nested too deeply") as info:
+        _prepare(tmp_path, raw)
+    assert info.value.exit_code == 65 and info.value.hint
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_lone_surrogate_is_kept_as_json_escapes(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(DOC_T2))
+    instance = data["group_list"][0]["instance_list"][0]
+    instance["server_id"] = "\ud800"
+    instance["devices"][0]["device_ip"] = "ip\udcff"
+    table = _prepare(tmp_path, json.dumps(data).encode())
+    assert table is not None
+    text = (tmp_path / "out.json").read_text(encoding="ascii")
+    assert '"\\ud800"' in text and '"ip\\udcff"' in text
+    written = json.loads(text)["server_list"][0]
+    assert written["server_id"] == "\ud800" and written["device"][0]["device_ip"] == "ip\udcff"
+
+
+@pytest.mark.parametrize(
+    ("pod", "problem"),
+    [
+        ("job-worker-" + "9" * 4000, "too large"),  # int() of it was fine; sorting 4000-digit ints is not
+        ("job-worker-" + "9" * 19, "too large"),
+        ("job-worker-\u0663", "does not end in a number"),  # an Arabic-Indic digit is not a pod index
+        ("job-worker-\ud800", "does not end in a number"),
+    ],
+)
+def test_pod_names(tmp_path: Path, pod: str, problem: str) -> None:
+    data = json.loads(json.dumps(DOC_T2))
+    data["group_list"][0]["instance_list"][0]["pod_name"] = pod
+    with pytest.raises(DataError, match=problem) as info:
+        _prepare(tmp_path, json.dumps(data).encode())
+    assert len(info.value.message) < 200
+
+
+def test_pod_index_of_18_digits(tmp_path: Path) -> None:
+    data = json.loads(json.dumps(MULTI_T2))
+    data["group_list"][0]["instance_list"][0]["pod_name"] = "job-x-worker-" + "9" * 18
+    table = _prepare(tmp_path, json.dumps(data).encode())
+    assert table is not None and table.rank_size == 6
+
+
+@pytest.mark.parametrize("value", [[[[[[[["deep"]]]]]]] * 50, "x" * 100_000, None, True, 1.5])
+def test_messages_name_what_a_bad_value_is_never_the_value(tmp_path: Path, value: object) -> None:
+    data = json.loads(json.dumps(DOC_T1))
+    data["server_list"][0]["device"][0]["rank_id"] = value
+    if isinstance(value, str):  # a string is fine: put it where a list belongs
+        data["server_list"][0]["device"] = value
+    with pytest.raises(DataError) as info:
+        _prepare(tmp_path, json.dumps(data).encode())
+    assert len(info.value.message) < 120 and info.value.message.isprintable()
+
+
+def test_status_that_is_not_a_string_is_described(tmp_path: Path) -> None:
+    with pytest.raises(TimeoutError_, match=r"\(status a list\)") as info:
+        _prepare(tmp_path, json.dumps({"status": [[["x" * 1000]]]}).encode())
+    assert len(info.value.message) < 200
+    with pytest.raises(TimeoutError_, match=r"\(status 'init\\nializing'\)"):
+        _prepare(tmp_path, json.dumps({"status": "init\nializing"}).encode())
+
+
+def test_a_file_that_never_ends_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="larger than 64 MiB"):
+        prepare_rank_table({"RANK_TABLE_FILE": "/dev/zero"}, timeout=0, progress=Log())
+
+
+def test_a_fifo_does_not_block_the_deadline(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "jobstart_hccl.json")
+    start = time.monotonic()
+    with pytest.raises(TimeoutError_, match="empty"):
+        prepare_rank_table(
+            {"RANK_TABLE_FILE": str(tmp_path)}, timeout=0.2, progress=Log(), poll_interval=0.05
+        )
+    assert time.monotonic() - start < 5
+
+
+def test_a_timeout_that_is_not_a_number(tmp_path: Path) -> None:
+    def sleep(_seconds: float) -> None:
+        raise AssertionError("waited")  # a NaN deadline is never reached: it would wait forever
+
+    with pytest.raises(UsageError, match="not a number"):
+        prepare_rank_table({"RANK_TABLE_FILE": str(tmp_path)}, timeout=math.nan, progress=Log(), sleep=sleep)
+
+
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
+device = st.fixed_dictionaries({"device_id": json_value, "device_ip": json_value})
+instance = st.fixed_dictionaries(
+    {"pod_name": st.from_regex(r"[a-z\-]{0,6}[0-9]{0,3}", fullmatch=True) | json_value},
+    optional={
+        "server_id": st.text(max_size=6) | json_value,
+        "devices": st.lists(device, max_size=2) | json_value,
+    },
+)
+group = st.fixed_dictionaries(
+    {"device_count": st.sampled_from(["0", "1", 1, None])},
+    optional={"instance_list": st.lists(instance, max_size=3) | json_value},
+)
+table = st.one_of(
+    st.fixed_dictionaries(
+        {"status": st.just("completed"), "group_list": st.lists(group, max_size=3) | json_value}
+    ),
+    st.fixed_dictionaries(
+        {
+            "status": st.just("completed"),
+            "server_list": st.lists(st.dictionaries(st.text(max_size=9), json_value)),
+        }
+    ),
+    json_value,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table)
+def test_any_json_gives_a_table_or_a_documented_error(
+    tmp_path_factory: pytest.TempPathFactory, data: Any
+) -> None:
+    directory = tmp_path_factory.mktemp("table")
+    try:
+        result = _prepare(directory, json.dumps(data).encode())
+    except (DataError, TimeoutError_, ConfigError) as error:
+        assert error.message.isprintable() and len(error.message) < 300
+        assert not (directory / "out.json").exists()
+        return
+    assert result is not None
+    if result.template == 2:
+        written = json.loads((directory / "out.json").read_text())
+        assert [d["rank_id"] for s in written["server_list"] for d in s["device"]] == [
+            str(rank) for rank in range(result.rank_size)
+        ]
