@@ -16,7 +16,11 @@ import pytest
 from imagekit import GID, PYVER, UID, ImageRoot, make_conda_env, need, need_root, write
 
 from launcher.cli.app import run
-from launcher.image import doctor, pack
+from launcher.core.conda import Env
+from launcher.image import pack
+from launcher.image.checks_python import check_python
+from launcher.image.context import make_context
+from launcher.image.users import default_user
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -166,9 +170,9 @@ def test_extracted_env_passes_doctor_python_check(
     code, out, _err = pack_cli(capsys, "-p", str(env), "-o", str(archive), "--dest-prefix", str(dest))
     assert code == 0
     run_lines(out, archive.parent)
-    ctx = doctor.make_context(str(image.root))
-    found = doctor.FoundEnv("packed", "/home/ma-user/anaconda3/envs/packed", "/home/ma-user/anaconda3")
-    check = doctor.check_python(ctx, found, doctor.default_user(ctx))
+    ctx = make_context(str(image.root))
+    found = Env(prefix="/home/ma-user/anaconda3/envs/packed", name="packed", root="/home/ma-user/anaconda3")
+    check = check_python(ctx, found, default_user(ctx))
     assert check.status == "pass", check
 
 
