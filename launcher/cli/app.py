@@ -129,6 +129,7 @@ def pack(
     """Pack a conda env for a custom image (conda-pack with the image's final path) and print the
     Dockerfile lines that install it."""
     from launcher.image import pack as packing
+    from launcher.image.dockerfile import dockerfile_lines
 
     request = packing.PackRequest(
         name=name,
@@ -143,7 +144,7 @@ def pack(
         force=force,
     )
     result = packing.pack_env(request, progress=_stderr_is_terminal())
-    sys.stdout.write(packing.dockerfile_lines(result))
+    sys.stdout.write(dockerfile_lines(result))
     sys.stdout.flush()
 
 
