@@ -408,9 +408,20 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
     else:
         (src / "README.md").write_text("ma-launch\n")
     venv = tmp_path / "opt" / "ma-launch"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    # pip builds the wheel in an isolated environment (setuptools from the index); deps come from the
-    # system site-packages, so the install itself stays offline and fast.
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # pip builds the wheel in an isolated environment (setuptools from the index); the dependencies are
+    # the ones this interpreter imports (from a venv's own site-packages when the tests run in one),
+    # listed in a .pth file, so the install itself stays offline and fast.
+    import conda_pack
+    import shellingham
+    import typer
+
+    deps = sorted(
+        {str(Path(m.__file__ or "").resolve().parent.parent) for m in (typer, shellingham, conda_pack)}
+    )
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([venv / "bin" / "python", "-c", where], capture_output=True, text=True, check=True)
+    Path(site.stdout.strip(), "test-dependencies.pth").write_text("".join(d + "\n" for d in deps))
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(src)]
     done = subprocess.run(pip, capture_output=True, text=True, check=False, cwd=tmp_path)
     need(done.returncode == 0, f"pip could not build ma-launch: {done.stderr[-300:]}")
