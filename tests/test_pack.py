@@ -100,6 +100,7 @@ def test_round_trip_to_the_dest_prefix(env: Path, tmp_path: Path, capsys: pytest
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_"))}
     environ.update(ANACONDA_DIR=str(dest.parent.parent), DEFAULT_CONDA_ENV_NAME="demo", MA_HOME=str(tmp_path))
     environ["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    environ["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the launch's LD cache, never the real ~/.cache
     launched = subprocess.run(
         [sys.executable, "-m", "launcher", "-q", "--", "python", "-c", show],
         env=environ,
