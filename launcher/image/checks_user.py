@@ -20,7 +20,7 @@ def user_details(user: User) -> Details:
     return {"name": user.name, "uid": user.uid, "gid": user.gid, "home": user.home}
 
 
-def _without_uid_1000(by_uid: dict[int, User], by_name: dict[str, User]) -> Check:
+def _without_the_default_uid(by_uid: dict[int, User], by_name: dict[str, User]) -> Check:
     migrated = by_name.get(facts.USER)
     if migrated is not None and migrated.uid == facts.MIGRATED_UID:
         return Check(
@@ -63,7 +63,7 @@ def check_user(ctx: Context) -> Check:
     by_uid = {u.uid: u for u in users}
     v2 = by_uid.get(facts.UID)
     if v2 is None:
-        return _without_uid_1000(by_uid, {u.name: u for u in users})
+        return _without_the_default_uid(by_uid, {u.name: u for u in users})
     group = read_groups(ctx).get(facts.GID)
     details = user_details(v2)
     details["group"] = group.name if group else None

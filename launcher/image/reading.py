@@ -58,13 +58,13 @@ def reason(exc: OSError) -> str:
 def read_error(exc: OSError, what: str, hint: Optional[str] = None) -> LaunchError:
     """The error for a failed read of ``what`` (words naming the file, e.g. ``the baseline /x``).
 
-    66 when it is missing or not a file, 77 when this user may not read it, 65 when it is a FIFO or a
-    device, or too large: exactly what the user has to change."""
+    66 when it is missing or a directory, 77 when this user may not read it, 65 when it is a FIFO, a
+    device or too large."""
     code = exc.errno
-    if isinstance(exc, NotRegularFile) or code == errno.EFBIG:
-        return DataError(
-            f"{what} is {reason(exc)}" if code == errno.EFBIG else f"{what} is not a regular file", hint
-        )
+    if isinstance(exc, NotRegularFile):
+        return DataError(f"{what} is not a regular file", hint)
+    if code == errno.EFBIG:
+        return DataError(f"{what} is {reason(exc)}", hint)
     if code in (errno.EACCES, errno.EPERM):
         return AccessError(f"cannot read {what}: permission denied", hint)
     if code == errno.ENOENT:
