@@ -7,6 +7,7 @@ conda-pack reads. Ownership changes need root; :func:`need_root` skips without i
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -15,10 +16,15 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Optional
 
+import pytest
 from needs import missing
+
+from launcher.cli.app import run
+from launcher.ld.elf import read_elf
 
 UID, GID = 1000, 100
 ANACONDA = "/home/ma-user/anaconda3"
@@ -71,6 +77,27 @@ def host_libraries(program: str) -> dict[str, str]:
         if len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("/"):
             libs[parts[0]] = parts[2]
     return libs
+
+
+@cache
+def _shared_copies() -> Path:
+    """A private directory for copies of this machine's libraries, made once per test session."""
+    path = Path(tempfile.mkdtemp(prefix="ma-launch-test-libs-"))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def install_copy(source: str, target: Path) -> None:
+    """Put a copy of the host file ``source`` at ``target`` in an image root: a hard link to one private
+    copy per session (never to the host's own file, whose mode a test could change), else a copy."""
+    shared = _shared_copies() / source.lstrip("/").replace("/", "%")
+    if not shared.exists():
+        shutil.copy2(source, shared)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(shared, target)
+    except OSError:
+        shutil.copy2(shared, target)
 
 
 def compile_needing(output: Path, soname: str) -> Path:
@@ -172,10 +199,14 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
 
 
 class ImageRoot:
-    """A synthetic unpacked image root that passes every doctor check it can."""
+    """A synthetic unpacked image root that passes every doctor check it can.
 
-    def __init__(self, root: Path) -> None:
+    ``base=False`` leaves out the conda base install: the root then holds only ``envs/``, as in an image
+    whose envs were installed by the Dockerfile lines ``ma-launch pack`` prints."""
+
+    def __init__(self, root: Path, *, base: bool = True) -> None:
         self.root = root
+        self.base = base
         self.env_vars = {
             "ANACONDA_DIR": ANACONDA,
             "DEFAULT_CONDA_ENV_NAME": ENV_NAME,
@@ -209,17 +240,22 @@ class ImageRoot:
         write(self.p("/etc/group"), f"root:x:0:\nma-group:x:{GID}:\nnogroup:x:65534:\n")
         for d in ("/proc", "/sys", "/dev", "/tmp", "/usr/local/bin", "/usr/lib/x86_64-linux-gnu"):
             self.p(d).mkdir(parents=True, exist_ok=True)
-        # A shell, and the system libraries this machine's interpreter loads (as links to the real ones).
-        write(self.p("/bin/bash"), "#!/nonexistent\n", 0o755)
+        # A shell, and the loader and system libraries this machine's interpreter loads (copies: symlinks
+        # to this machine's files would point outside the image).
+        install_copy(os.path.realpath(need_tool("true")), self.p("/bin/bash"))  # any program of this machine
         os.symlink("bash", self.p("/bin/sh"))
         for soname, path in host_libraries(HOST_PYTHON).items():
-            os.symlink(path, self.p(f"/usr/lib/x86_64-linux-gnu/{soname}"))
-        write(self.p("/usr/bin/python3"), "#!/nonexistent\n", 0o755)
+            install_copy(path, self.p(f"/usr/lib/x86_64-linux-gnu/{soname}"))
+        info = read_elf(HOST_PYTHON)
+        if info is not None and info.interp:
+            install_copy(os.path.realpath(info.interp), self.p(info.interp))
+        install_copy(HOST_PYTHON, self.p("/usr/bin/python3"))
         # A setuid program the base image ships.
         write(self.p("/usr/bin/passwd"), "passwd\n", 0o755)
         self.p("/usr/bin/passwd").chmod(0o4755)
-        # conda: the root (base) and one env.
-        make_conda_env(self.p(ANACONDA))
+        # conda: the root (base, unless left out) and one env.
+        if self.base:
+            make_conda_env(self.p(ANACONDA))
         make_conda_env(self.env_prefix)
         # ma-launch in its own venv, linked into /usr/local/bin.
         write(self.p("/opt/ma-launch/bin/ma-launch"), "#!/opt/ma-launch/bin/python\nimport launcher\n", 0o755)
@@ -287,3 +323,25 @@ class ImageRoot:
 
     def lock_ma_launch(self) -> None:
         self.p("/opt/ma-launch").chmod(0o700)
+
+
+# ---------------------------------------------------------------- running doctor on a root
+
+
+def report(
+    image: ImageRoot, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, object]]:
+    """``ma-launch doctor --root … --json`` in this process: the exit code and the parsed report."""
+    code = run(["doctor", "--root", str(image.root), "--json", *image.image_env_args(), *extra])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def by_id(data: dict[str, object]) -> dict[str, dict[str, object]]:
+    checks = data["checks"]
+    assert isinstance(checks, list)
+    return {c["id"]: c for c in checks}
+
+
+def status(data: dict[str, object], check_id: str) -> str:
+    return str(by_id(data)[check_id]["status"])

@@ -61,9 +61,13 @@ def doctor(
 ) -> None:
     """Check an image against the ModelArts custom-image rules.
 
-    Checks the default user and its home, conda roots and envs (each bin/python started as that
-    user), ANACONDA_DIR/DEFAULT_CONDA_ENV_NAME, missing shared libraries, added setuid/setgid files,
-    baked GPU driver libraries, the image size, /bin/sh, PYTHONUNBUFFERED and ma-launch itself.
+    Checks the default user and its home, conda roots and envs, ANACONDA_DIR/DEFAULT_CONDA_ENV_NAME,
+    each env's bin/python, missing shared libraries, added setuid/setgid files, baked GPU driver
+    libraries, the image size, /bin/sh, PYTHONUNBUFFERED and ma-launch itself.
+
+    On the running image, bin/python -V and ma-launch --version are run as the default user (never as
+    root). The files of an unpacked root (--root DIR) are never executed: they are checked by reading
+    them (mode bits, #! lines, ELF headers, conda-meta records).
 
     --json prints {"version": 1, "root": ..., "checks": [{"id", "status": "pass|warn|fail", "summary",
     "advice", "details": {...}}], "counts": {"pass", "warn", "fail"}, "ok": true|false}.
@@ -129,6 +133,7 @@ def pack(
     """Pack a conda env for a custom image (conda-pack with the image's final path) and print the
     Dockerfile lines that install it."""
     from launcher.image import pack as packing
+    from launcher.image.dockerfile import dockerfile_lines
 
     request = packing.PackRequest(
         name=name,
@@ -143,7 +148,7 @@ def pack(
         force=force,
     )
     result = packing.pack_env(request, progress=_stderr_is_terminal())
-    sys.stdout.write(packing.dockerfile_lines(result))
+    sys.stdout.write(dockerfile_lines(result))
     sys.stdout.flush()
 
 

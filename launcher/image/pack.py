@@ -4,26 +4,23 @@ The archive is made for its final place in the image (``--dest-prefix``, by defa
 ``/home/ma-user/anaconda3/envs/<name>``), so it needs no ``conda-unpack`` step. Before conda-pack
 runs, the env is checked for what makes conda-pack fail with an obscure message (no ``conda-meta``, a
 missing ``conda-meta/history``, files that pip removed, editable installs); each becomes an error that
-names the flag or command that gets past it. Afterwards :func:`dockerfile_lines` gives the Dockerfile
-lines that install the archive.
+names the flag or command that gets past it (:mod:`launcher.image.pack_checks`). Afterwards
+:func:`launcher.image.dockerfile.dockerfile_lines` gives the Dockerfile lines that install the archive.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import json
+import errno
 import os
-import shlex
 import sys
 import warnings
 from dataclasses import dataclass
 from typing import Optional
 
-from launcher.errors import DataError, LaunchError, NotFoundError, UnavailableError, UsageError
-
-DEFAULT_ANACONDA_DIR = "/home/ma-user/anaconda3"
-IMAGE_UID, IMAGE_GID = 1000, 100
+from launcher.errors import AccessError, DataError, LaunchError, NotFoundError, UnavailableError, UsageError
+from launcher.image.pack_checks import check_output, precheck
+from launcher.modelarts import facts
 
 #: format -> (file suffix, tar flags or None for zip)
 FORMATS: dict[str, tuple[str, Optional[str]]] = {
@@ -64,14 +61,31 @@ class PackResult:
     anaconda_dir: Optional[str]  # parent of envs/ when dest_prefix is <root>/envs/<name>
 
 
+def _check_prefix(prefix: str) -> None:
+    """``-p PREFIX`` names a directory pack may read."""
+    if not os.path.isdir(prefix):
+        what = "is not a directory" if os.path.lexists(prefix) else "does not exist"
+        raise NotFoundError(f"env prefix {prefix} {what}", hint="check -p/--prefix")
+    if not os.access(prefix, os.R_OK | os.X_OK):
+        raise AccessError(
+            f"cannot read the env {prefix}: permission denied", hint="run pack as its owner or root"
+        )
+
+
+def _one_line(value: str, what: str) -> None:
+    """Names that go into the printed Dockerfile lines may not hold a newline or another control character
+    (it would end a line and start an instruction of its own)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise UsageError(f"{what} {value!r} contains a control character", hint="rename it")
+
+
 def resolve_env(request: PackRequest) -> tuple[str, str]:
     """``(prefix, name)`` of the env to pack."""
     if (request.name is None) == (request.prefix is None):
         raise UsageError("give exactly one of -n NAME and -p PREFIX", hint="e.g. ma-launch pack -n py39")
     if request.prefix is not None:
         prefix = os.path.abspath(request.prefix)
-        if not os.path.isdir(prefix):
-            raise NotFoundError(f"env prefix {prefix} does not exist", hint="check -p/--prefix")
+        _check_prefix(prefix)
         name = os.path.basename(prefix.rstrip("/"))
     else:
         from launcher.core.conda import find_by_name
@@ -111,6 +125,7 @@ def choose_format(output: Optional[str], fmt: str, name: str) -> tuple[str, str]
         raise UsageError(f"unknown --format {fmt!r}", hint="choose one of auto, " + ", ".join(FORMATS))
     if output is None:
         output = name + FORMATS[fmt][0]
+    _one_line(os.path.basename(output), "the archive name")
     if fmt in ("tar.zst", "tzst"):
         try:
             import zstandard  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
@@ -127,9 +142,10 @@ def choose_dest(dest_prefix: Optional[str], name: str) -> tuple[str, Optional[st
         if name == "base":
             raise UsageError(
                 "packing a conda root (base) needs --dest-prefix",
-                hint="e.g. --dest-prefix /home/ma-user/anaconda3/envs/myenv",
+                hint=f"e.g. --dest-prefix {facts.DEFAULT_CONDA_ROOT}/envs/myenv",
             )
-        dest_prefix = os.path.join(DEFAULT_ANACONDA_DIR, "envs", name)
+        dest_prefix = os.path.join(facts.DEFAULT_CONDA_ROOT, "envs", name)
+    _one_line(dest_prefix, "--dest-prefix")
     if not dest_prefix.startswith("/"):
         raise UsageError(
             f"--dest-prefix {dest_prefix!r} is not absolute", hint="give the env's path in the image"
@@ -140,133 +156,22 @@ def choose_dest(dest_prefix: Optional[str], name: str) -> tuple[str, Optional[st
     return dest_prefix, anaconda
 
 
-# ---------------------------------------------------------------- pre-checks
-
-
-def _records(prefix: str) -> list[tuple[str, dict[str, object]]]:
-    records = []
-    for path in sorted(glob.glob(os.path.join(prefix, "conda-meta", "*.json"))):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"cannot read the package record {path}: {exc}",
-                hint="reinstall that package with conda, or remove the broken record",
-            ) from None
-        if not isinstance(data, dict):
-            raise DataError(f"package record {path} is not a JSON object", hint="reinstall that package")
-        missing = [k for k in ("name", "version", "files", "link") if k not in data]
-        if missing:
-            raise DataError(
-                f"package record {path} lacks {', '.join(missing)}, which conda-pack needs",
-                hint="reinstall that package with conda",
-            )
-        records.append((path, data))
-    return records
-
-
-def missing_files(prefix: str) -> dict[str, list[str]]:
-    """``package -> files`` that its conda record lists and that are gone (usually removed by pip)."""
-    result: dict[str, list[str]] = {}
-    for _path, record in _records(prefix):
-        files = record.get("files")
-        if not isinstance(files, list):
-            continue
-        gone = [
-            f
-            for f in files
-            if isinstance(f, str) and f != ".nonadmin" and not os.path.lexists(os.path.join(prefix, f))
-        ]
-        if gone:
-            result[f"{record.get('name')} {record.get('version')}"] = sorted(gone)
-    return result
-
-
-def editable_installs(prefix: str) -> list[str]:
-    """Editable installs in the env's site-packages: ``*.egg-link``, ``__editable__*.pth``, dist-infos
-    marked editable, and ``.pth`` lines that add a directory outside the env."""
-    found: list[str] = []
-    real_prefix = os.path.realpath(prefix)
-    for site in sorted(glob.glob(os.path.join(prefix, "lib", "python*", "site-packages"))):
-        for name in sorted(os.listdir(site)):
-            path = os.path.join(site, name)
-            rel = os.path.relpath(path, prefix)
-            if name.endswith(".egg-link") or (name.startswith("__editable__") and name.endswith(".pth")):
-                found.append(rel)
-            elif name.endswith(".dist-info"):
-                try:
-                    with open(os.path.join(path, "direct_url.json"), encoding="utf-8") as fh:
-                        info = json.load(fh)
-                except (OSError, ValueError):
-                    continue
-                if (
-                    isinstance(info, dict)
-                    and isinstance(info.get("dir_info"), dict)
-                    and info["dir_info"].get("editable")
-                ):
-                    found.append(rel)
-            elif name.endswith(".pth"):
-                try:
-                    with open(path, encoding="utf-8", errors="replace") as fh:
-                        lines = [line.strip() for line in fh]
-                except OSError:
-                    continue
-                for line in lines:
-                    if not line or line.startswith(("#", "import ", "import\t")):
-                        continue
-                    target = os.path.realpath(os.path.join(site, line))
-                    if os.path.isdir(target) and os.path.commonpath([target, real_prefix]) != real_prefix:
-                        found.append(f"{rel} -> {line}")
-                        break
-    return found
-
-
-def precheck(prefix: str, request: PackRequest, fmt: str, output: str) -> list[str]:
-    """Raise the error conda-pack would hit, explained; return notes for what the flags let through."""
-    notes: list[str] = []
-    if os.path.lexists(output) and not request.force:
-        raise UsageError(f"{output} already exists", hint="remove it or pass --force")
-    if fmt != "zip" and not os.path.isfile(os.path.join(prefix, "conda-meta", "history")):
-        raise DataError(
-            f"{prefix}/conda-meta/history is missing (conda-pack cannot write tar archives without it)",
-            hint=f"create it: touch {shlex.quote(os.path.join(prefix, 'conda-meta', 'history'))}",
-        )
-    gone = missing_files(prefix)
-    if gone:
-        shown = "; ".join(
-            f"{pkg}: {', '.join(files[:3])}" + (" …" if len(files) > 3 else "")
-            for pkg, files in sorted(gone.items())[:5]
-        )
-        if not request.ignore_missing_files:
-            raise DataError(
-                f"files of {len(gone)} conda package(s) were removed or replaced (usually by pip): {shown}",
-                hint="reinstall them with conda, or pass --ignore-missing-files to pack without them",
-            )
-        notes.append(f"packing without files removed from {len(gone)} package(s): {shown}")
-    editable = editable_installs(prefix)
-    if editable:
-        if not request.ignore_editable_packages:
-            raise DataError(
-                f"editable installs found, whose code lives outside the env: {', '.join(editable[:5])}",
-                hint="pip install them normally (not -e), or pass --ignore-editable-packages "
-                "(their code is then missing in the image)",
-            )
-        notes.append(f"editable installs left as they are (their code is not packed): {', '.join(editable)}")
-    return notes
-
-
 # ---------------------------------------------------------------- packing
 
 
-def pack_env(request: PackRequest, progress: bool = False) -> PackResult:
-    """Pack the env; progress and notes go to stderr. Returns where the archive is and where it goes."""
-    prefix, env_name = resolve_env(request)
-    dest_prefix, anaconda = choose_dest(request.dest_prefix, env_name)
-    name = os.path.basename(dest_prefix)
-    output, fmt = choose_format(request.output, request.format, name)
-    for note in precheck(prefix, request, fmt, output):
-        sys.stderr.write(f"ma-launch: note: {note}\n")
+def _pack_failed(prefix: str, exc: OSError) -> LaunchError:
+    """The error for a file-system failure while packing: 77 when permission was denied."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    message = f"packing {prefix} failed: {exc.strerror or exc}{where}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return AccessError(message, hint="run pack as a user who can read the env and write the archive")
+    return LaunchError(message, hint="check free space and permissions")
+
+
+def _conda_pack(
+    request: PackRequest, prefix: str, output: str, fmt: str, dest_prefix: str, progress: bool
+) -> None:
+    """Run conda-pack; its output goes to stderr, its warnings become notes there, its failures errors."""
     try:
         import conda_pack
     except ImportError:
@@ -293,65 +198,32 @@ def pack_env(request: PackRequest, progress: bool = False) -> PackResult:
                 hint="fix the env (conda list shows conflicts) or see the flags in ma-launch pack --help",
             ) from None
         except OSError as exc:
-            raise LaunchError(
-                f"packing {prefix} failed: {exc}", hint="check free space and permissions"
-            ) from None
+            raise _pack_failed(prefix, exc) from None
     for warning in caught:
         text = str(warning.message)
         if "package cache" in text.lower() or "Uncached" in text:
-            sys.stderr.write(
-                "ma-launch: note: some packages have no package-cache entry; their files are packed as they "
-                "are, with the prefix rewritten\n"
+            text = (
+                "some packages have no package-cache entry; their files are packed as they are, with the "
+                "prefix rewritten"
             )
-        else:
-            sys.stderr.write(f"ma-launch: note: {' '.join(text.split())}\n")
+        sys.stderr.write(f"ma-launch: note: {' '.join(text.split())}\n")
+
+
+def pack_env(request: PackRequest, progress: bool = False) -> PackResult:
+    """Pack the env after the pre-checks; progress and notes go to stderr. Returns where the archive is
+    and where it goes. Side effect: writes the archive (conda-pack does)."""
+    prefix, env_name = resolve_env(request)
+    dest_prefix, anaconda = choose_dest(request.dest_prefix, env_name)
+    name = os.path.basename(dest_prefix)
+    output, fmt = choose_format(request.output, request.format, name)
+    check_output(output, request.force)
+    notes = precheck(
+        prefix,
+        fmt,
+        ignore_missing_files=request.ignore_missing_files,
+        ignore_editable_packages=request.ignore_editable_packages,
+    )
+    for note in notes:
+        sys.stderr.write(f"ma-launch: note: {note}\n")
+    _conda_pack(request, prefix, output, fmt, dest_prefix, progress)
     return PackResult(prefix, name, output, fmt, dest_prefix, anaconda)
-
-
-def staging_path(result: PackResult) -> str:
-    """Where the Dockerfile lines put the archive before extracting it."""
-    return "/tmp/" + os.path.basename(result.output)  # noqa: S108 (a path inside the image being built)
-
-
-def extract_command(result: PackResult) -> str:
-    """The shell command (run as root in the image) that installs the archive at its prefix, owned by
-    the default user 1000:100."""
-    q = shlex.quote
-    archive, dest = q(staging_path(result)), q(result.dest_prefix)
-    flags = FORMATS[result.format][1]
-    unpack = (
-        f"unzip -q {archive} -d {dest}"
-        if flags is None
-        else f"tar {flags} {archive} -C {dest} --no-same-owner"
-    )
-    return (
-        f"mkdir -p {dest} \\\n"
-        f" && {unpack} \\\n"
-        f" && chown -R {IMAGE_UID}:{IMAGE_GID} {dest} \\\n"
-        f" && rm -f {archive}"
-    )
-
-
-def dockerfile_lines(result: PackResult) -> str:
-    """Dockerfile lines that install the packed env (printed after packing)."""
-    q = shlex.quote
-    lines = [
-        f"# conda env {result.name}: {os.path.basename(result.output)} (ma-launch pack), built for "
-        f"{result.dest_prefix}",
-        "# (docker build from the directory that holds the archive)",
-        "USER root",
-        f"COPY {os.path.basename(result.output)} {staging_path(result)}",
-    ]
-    if result.format in ("tar.zst", "tzst"):
-        lines.append("# the image needs zstd for this archive")
-    if result.format == "zip":
-        lines.append("# the image needs unzip for this archive")
-    lines.append("RUN " + extract_command(result))
-    lines.append("USER ma-user")
-    if result.anaconda_dir is not None:
-        lines.append(f"ENV ANACONDA_DIR={q(result.anaconda_dir)} DEFAULT_CONDA_ENV_NAME={q(result.name)}")
-    else:
-        lines.append(
-            f"# not under <conda root>/envs: boot with 'exec ma-launch -p {result.dest_prefix} -- …'"
-        )
-    return "\n".join(lines) + "\n"

@@ -33,3 +33,6 @@ GB = 1000**3
 SIZE_LIMIT = 30 * GB
 SIZE_RECOMMENDED = 15 * GB
 SIZE_LIMIT_V1 = int(9.5 * GB)
+
+#: Where the platform mounts the node's GPU driver into the container at run time.
+DRIVER_DIR = "/usr/local/nvidia"

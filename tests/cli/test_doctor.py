@@ -3,42 +3,44 @@ and the permission probes run as a real unprivileged user."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from imagekit import GID, UID, ImageRoot, chown_tree, need, need_root, need_tool, public_tmp, write
+from imagekit import (
+    GID,
+    UID,
+    ImageRoot,
+    by_id,
+    chown_tree,
+    need,
+    need_root,
+    need_tool,
+    public_tmp,
+    report,
+    status,
+    write,
+)
 from launchkit import REPO
 
 from launcher.cli.main import run
-from launcher.image import doctor
+from launcher.core.conda import Env
+from launcher.image.checks_files import scan_tree
+from launcher.image.checks_python import check_python
+from launcher.image.checks_runtime import check_ma_launch
+from launcher.image.checks_user import check_home
+from launcher.image.context import Context, make_context
+from launcher.image.users import User, default_user
+from launcher.modelarts.facts import GB
+from launcher.run.probe import probe_writable
 
 
 @pytest.fixture
 def image(tmp_path: Path) -> ImageRoot:
     need_root()
     return ImageRoot(tmp_path / "rootfs")
-
-
-def report(
-    image: ImageRoot, capsys: pytest.CaptureFixture[str], *extra: str
-) -> tuple[int, dict[str, object]]:
-    code = run(["doctor", "--root", str(image.root), "--json", *image.image_env_args(), *extra])
-    out = capsys.readouterr().out
-    return code, json.loads(out)
-
-
-def by_id(data: dict[str, object]) -> dict[str, dict[str, object]]:
-    checks = data["checks"]
-    assert isinstance(checks, list)
-    return {c["id"]: c for c in checks}
-
-
-def status(data: dict[str, object], check_id: str) -> str:
-    return str(by_id(data)[check_id]["status"])
 
 
 ENV_ID = "/home/ma-user/anaconda3/envs/py311"
@@ -221,14 +223,14 @@ def test_driver_under_usr_local_nvidia_is_fine(image: ImageRoot, capsys: pytest.
 
 
 def test_image_above_30_gb_fails(image: ImageRoot, capsys: pytest.CaptureFixture[str]) -> None:
-    image.add_huge_file(31 * doctor.GB)
+    image.add_huge_file(31 * GB)
     code, data = report(image, capsys)
     assert status(data, "size") == "fail"
     assert code == 1
 
 
 def test_image_above_15_gb_warns(image: ImageRoot, capsys: pytest.CaptureFixture[str]) -> None:
-    image.add_huge_file(16 * doctor.GB)
+    image.add_huge_file(16 * GB)
     code, data = report(image, capsys)
     check = by_id(data)["size"]
     assert check["status"] == "warn"
@@ -238,7 +240,7 @@ def test_image_above_15_gb_warns(image: ImageRoot, capsys: pytest.CaptureFixture
 
 def test_size_skips_proc_sys_dev(image: ImageRoot, capsys: pytest.CaptureFixture[str]) -> None:
     with open(image.p("/proc/kcore"), "wb") as fh:
-        fh.truncate(40 * doctor.GB)
+        fh.truncate(40 * GB)
     _code, data = report(image, capsys)
     assert status(data, "size") == "pass"
 
@@ -323,8 +325,8 @@ def test_exit_codes_through_a_process(image: ImageRoot, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- probes as a real unprivileged user
 
 
-def live_context() -> doctor.Context:
-    return doctor.Context(root="/", environ={"PATH": "/usr/bin:/bin"})
+def live_context() -> Context:
+    return Context(root="/", environ={"PATH": "/usr/bin:/bin"})
 
 
 def test_home_probe_as_uid_1000() -> None:
@@ -336,8 +338,8 @@ def test_home_probe_as_uid_1000() -> None:
         os.chown(owned, UID, GID)
         rootonly = tmp / "rootonly"
         rootonly.mkdir(mode=0o755)
-        good = doctor.check_home(live_context(), doctor.User("ma-user", UID, GID, str(owned)))
-        bad = doctor.check_home(live_context(), doctor.User("ma-user", UID, GID, str(rootonly)))
+        good = check_home(live_context(), User("ma-user", UID, GID, str(owned)))
+        bad = check_home(live_context(), User("ma-user", UID, GID, str(rootonly)))
     assert good.status == "pass", good
     assert good.details["method"] == "probe"
     assert bad.status == "fail", bad
@@ -352,9 +354,9 @@ def test_probe_writable_really_switches_user() -> None:
         world = tmp / "world"
         world.mkdir()
         world.chmod(0o777)
-        assert doctor.probe_writable(str(world), UID, GID)[0]
+        assert probe_writable(str(world), UID, GID).ok
         os.chmod(world, 0o775)  # noqa: S103 (group root only: UID 1000 with its groups cleared may not write)
-        assert not doctor.probe_writable(str(world), UID, GID)[0]
+        assert not probe_writable(str(world), UID, GID).ok
 
 
 def test_python_probe_as_uid_1000() -> None:
@@ -367,11 +369,11 @@ def test_python_probe_as_uid_1000() -> None:
         (env / "conda-meta").mkdir(parents=True)
         (env / "bin").mkdir()
         os.symlink(system_python, env / "bin" / "python")
-        found = doctor.FoundEnv("sys", str(env), str(tmp))
-        user = doctor.User("ma-user", UID, GID, "/home/ma-user")
-        ok = doctor.check_python(live_context(), found, user)
+        found = Env(prefix=str(env), name="sys", root=str(tmp))
+        user = User("ma-user", UID, GID, "/home/ma-user")
+        ok = check_python(live_context(), found, user)
         env.chmod(0o700)  # root only: the default user cannot reach bin/python
-        denied = doctor.check_python(live_context(), found, user)
+        denied = check_python(live_context(), found, user)
     assert ok.status == "pass", ok
     assert ok.details["as_uid"] == UID
     assert denied.status == "fail", denied
@@ -382,10 +384,10 @@ def test_ma_launch_probe_as_uid_1000() -> None:
     need_tool("setpriv")
     with public_tmp() as tmp:
         program = write(tmp / "ma-launch", "#!/bin/sh\necho 'ma-launch 0.1.0'\n", 0o755)
-        user = doctor.User("ma-user", UID, GID, "/home/ma-user")
-        ok = doctor.check_ma_launch(live_context(), user, str(program))
+        user = User("ma-user", UID, GID, "/home/ma-user")
+        ok = check_ma_launch(live_context(), user, str(program))
         program.chmod(0o700)
-        denied = doctor.check_ma_launch(live_context(), user, str(program))
+        denied = check_ma_launch(live_context(), user, str(program))
     assert ok.status == "pass", ok
     assert "ma-launch 0.1.0" in ok.summary
     assert denied.status == "fail", denied
@@ -396,16 +398,14 @@ def test_mode_bits_for_an_unpacked_root(tmp_path: Path) -> None:
     image = ImageRoot(tmp_path / "rootfs")
     chown_tree(image.p("/home/ma-user"), 0, 0)
     image.p("/home/ma-user").chmod(0o777)
-    check = doctor.check_home(
-        doctor.make_context(str(image.root)), doctor.default_user(doctor.make_context(str(image.root)))
-    )
+    check = check_home(make_context(str(image.root)), default_user(make_context(str(image.root))))
     assert check.status == "warn"  # writable through the mode bits, but not owned by 1000
-    assert check.details["method"] == "mode-bits"
+    assert check.details["method"] == "static"
 
 
 def test_progress_is_one_updating_line(image: ImageRoot, capsys: pytest.CaptureFixture[str]) -> None:
-    ctx = doctor.Context(root=str(image.root), environ={}, progress=True)
-    scan = doctor.scan_tree(ctx)
+    ctx = Context(root=str(image.root), environ={}, progress=True)
+    scan = scan_tree(ctx)
     err = capsys.readouterr().err
     assert scan.files > 10
     assert err.startswith("\rscanning: ")
@@ -416,7 +416,7 @@ def test_progress_is_one_updating_line(image: ImageRoot, capsys: pytest.CaptureF
 def test_one_walk_collects_size_setuid_and_drivers(image: ImageRoot) -> None:
     image.add_setuid()
     image.add_driver()
-    scan = doctor.scan_tree(doctor.Context(root=str(image.root), environ={}))
+    scan = scan_tree(Context(root=str(image.root), environ={}))
     assert [p for p, _m in scan.setuid] == ["/usr/bin/passwd", "/usr/local/bin/helper"]
     assert scan.drivers == ["/usr/lib/x86_64-linux-gnu/libcuda.so.1"]
     assert scan.total_bytes > 0

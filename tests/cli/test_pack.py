@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,11 +14,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from imagekit import GID, PYVER, UID, ImageRoot, make_conda_env, need, need_root, write
+from imagekit import GID, PYVER, UID, ImageRoot, by_id, make_conda_env, need, need_root, report, write
 from launchkit import REPO
 
 from launcher.cli.main import run
-from launcher.image import doctor, pack
+from launcher.core.conda import Env
+from launcher.image import pack
+from launcher.image.checks_python import check_python
+from launcher.image.context import make_context
+from launcher.image.dockerfile import dockerfile_lines, extract_command
+from launcher.image.users import default_user
 
 
 def pack_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -40,7 +46,10 @@ def run_lines(lines: str, build_context: Path) -> None:
     run_parts: list[str] = []
     collecting = False
     for line in lines.splitlines():
-        if line.startswith("COPY "):
+        if line.startswith("COPY ["):
+            source, target = json.loads(line[5:])
+            shutil.copy(build_context / source, target)
+        elif line.startswith("COPY "):
             _copy, source, target = line.split()
             shutil.copy(build_context / source, target)
         elif line.startswith("RUN ") or collecting:
@@ -167,10 +176,35 @@ def test_extracted_env_passes_doctor_python_check(
     code, out, _err = pack_cli(capsys, "-p", str(env), "-o", str(archive), "--dest-prefix", str(dest))
     assert code == 0
     run_lines(out, archive.parent)
-    ctx = doctor.make_context(str(image.root))
-    found = doctor.FoundEnv("packed", "/home/ma-user/anaconda3/envs/packed", "/home/ma-user/anaconda3")
-    check = doctor.check_python(ctx, found, doctor.default_user(ctx))
+    ctx = make_context(str(image.root))
+    found = Env(prefix="/home/ma-user/anaconda3/envs/packed", name="packed", root="/home/ma-user/anaconda3")
+    check = check_python(ctx, found, default_user(ctx))
     assert check.status == "pass", check
+
+
+def test_doctor_passes_the_image_the_lines_build(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image whose only conda is what the printed lines install (/home/ma-user/anaconda3 holds just
+    envs/, no base) passes doctor's conda and default-env checks with the printed ENV values."""
+    need_root()
+    image = ImageRoot(tmp_path / "rootfs", base=False)
+    shutil.rmtree(image.env_prefix)
+    dest = image.p("/home/ma-user/anaconda3/envs/packed")
+    archive = unique_archive(tmp_path)
+    code, out, _err = pack_cli(capsys, "-p", str(env), "-o", str(archive), "--dest-prefix", str(dest))
+    assert code == 0
+    run_lines(out, archive.parent)
+    env_line = next(line for line in out.splitlines() if line.startswith("ENV "))
+    for item in shlex.split(env_line[4:]):
+        key, _sep, value = item.partition("=")
+        image.env_vars[key] = value.removeprefix(str(image.root))  # the lines ran here, not in the image
+    assert image.env_vars["ANACONDA_DIR"] == "/home/ma-user/anaconda3"
+    _code, data = report(image, capsys)
+    checks = by_id(data)
+    assert checks["conda"]["status"] == "pass", checks["conda"]
+    assert checks["default-env"]["status"] == "pass", checks["default-env"]
+    assert checks["python:/home/ma-user/anaconda3/envs/packed"]["status"] == "pass"
 
 
 # ---------------------------------------------------------------- pre-checks, before conda-pack fails
@@ -319,7 +353,7 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_dockerfile_lines_outside_envs() -> None:
     result = pack.PackResult("/src", "demo", "/out/demo.tar.gz", "tar.gz", "/opt/envs-here/demo", None)
-    lines = pack.dockerfile_lines(result)
+    lines = dockerfile_lines(result)
     assert "ENV ANACONDA_DIR" not in lines
     assert "ma-launch -p /opt/envs-here/demo" in lines
 
@@ -356,10 +390,10 @@ def test_example_dockerfile_env_lines_match_pack_output() -> None:
         "/home/ma-user/anaconda3/envs/py311",
         "/home/ma-user/anaconda3",
     )
-    printed = pack.dockerfile_lines(result)
+    printed = dockerfile_lines(result)
     text = dockerfile()
     assert "COPY py311.tar.gz /tmp/py311.tar.gz" in printed and "COPY py311.tar.gz /tmp/py311.tar.gz" in text
-    assert "RUN " + pack.extract_command(result) in text
+    assert "RUN " + extract_command(result) in text
 
 
 @pytest.mark.slow
