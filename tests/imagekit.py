@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
-from needs import missing
+from needs import need
 
 from launcher.cli.app import run
 from launcher.ld.elf import read_elf
@@ -31,23 +31,6 @@ ANACONDA = "/home/ma-user/anaconda3"
 ENV_NAME = "py311"
 HOST_PYTHON = os.path.realpath(sys.executable)
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def need(condition: bool, why: str) -> None:
-    """Skip locally when a tool or privilege is missing; fail in CI, where everything must run."""
-    if not condition:
-        missing(why)
-
-
-def need_root() -> None:
-    need(os.geteuid() == 0, "needs root (chown, setuid files, setpriv)")
-
-
-def need_tool(name: str) -> str:
-    path = shutil.which(name)
-    need(path is not None, f"needs {name}")
-    assert path is not None
-    return path
 
 
 @contextmanager
@@ -102,7 +85,7 @@ def install_copy(source: str, target: Path) -> None:
 
 def compile_needing(output: Path, soname: str) -> Path:
     """A tiny shared object with ``DT_NEEDED`` on ``soname`` (built with gcc against a stub)."""
-    gcc = need_tool("gcc")
+    gcc = need("gcc")
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         src = Path(work, "stub.c")
@@ -242,7 +225,7 @@ class ImageRoot:
             self.p(d).mkdir(parents=True, exist_ok=True)
         # A shell, and the loader and system libraries this machine's interpreter loads (copies: symlinks
         # to this machine's files would point outside the image).
-        install_copy(os.path.realpath(need_tool("true")), self.p("/bin/bash"))  # any program of this machine
+        install_copy(os.path.realpath(need("true")), self.p("/bin/bash"))  # any program of this machine
         os.symlink("bash", self.p("/bin/sh"))
         for soname, path in host_libraries(HOST_PYTHON).items():
             install_copy(path, self.p(f"/usr/lib/x86_64-linux-gnu/{soname}"))

@@ -23,3 +23,14 @@ def need(tool: str) -> str:
     if path is None:
         missing(f"{tool} is not installed")
     return path
+
+
+def require(condition: bool, why: str) -> None:
+    """:func:`missing` for ``why`` unless ``condition`` holds (a privilege, a working facility)."""
+    if not condition:
+        missing(why)
+
+
+def need_root() -> None:
+    """The test needs root (chown, setuid files, setpriv, namespaces)."""
+    require(os.geteuid() == 0, "needs root (chown, setuid files, setpriv, namespaces)")

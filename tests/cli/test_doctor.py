@@ -9,21 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from imagekit import (
-    GID,
-    UID,
-    ImageRoot,
-    by_id,
-    chown_tree,
-    need,
-    need_root,
-    need_tool,
-    public_tmp,
-    report,
-    status,
-    write,
-)
+from imagekit import GID, UID, ImageRoot, by_id, chown_tree, public_tmp, report, status, write
 from launchkit import REPO
+from needs import need, need_root, require
 
 from launcher.cli.main import run
 from launcher.core.conda import Env
@@ -331,7 +319,7 @@ def live_context() -> Context:
 
 def test_home_probe_as_uid_1000() -> None:
     need_root()
-    need_tool("setpriv")
+    need("setpriv")
     with public_tmp() as tmp:
         owned = tmp / "owned"
         owned.mkdir()
@@ -349,7 +337,7 @@ def test_home_probe_as_uid_1000() -> None:
 
 def test_probe_writable_really_switches_user() -> None:
     need_root()
-    need_tool("setpriv")
+    need("setpriv")
     with public_tmp() as tmp:
         world = tmp / "world"
         world.mkdir()
@@ -361,9 +349,9 @@ def test_probe_writable_really_switches_user() -> None:
 
 def test_python_probe_as_uid_1000() -> None:
     need_root()
-    need_tool("setpriv")
+    need("setpriv")
     system_python = "/usr/bin/python3"
-    need(os.path.exists(system_python), "needs a system python readable by every user")
+    require(os.path.exists(system_python), "needs a system python readable by every user")
     with public_tmp() as tmp:
         env = tmp / "envs" / "sys"
         (env / "conda-meta").mkdir(parents=True)
@@ -381,7 +369,7 @@ def test_python_probe_as_uid_1000() -> None:
 
 def test_ma_launch_probe_as_uid_1000() -> None:
     need_root()
-    need_tool("setpriv")
+    need("setpriv")
     with public_tmp() as tmp:
         program = write(tmp / "ma-launch", "#!/bin/sh\necho 'ma-launch 0.1.0'\n", 0o755)
         user = User("ma-user", UID, GID, "/home/ma-user")

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import GID, UID, ImageRoot, by_id, need_root, need_tool, public_tmp, write
+from imagekit import GID, UID, ImageRoot, by_id, public_tmp, write
+from needs import need, need_root
 
 from launcher.cli.main import run
 from launcher.core.conda import Env
@@ -29,7 +30,7 @@ def spy_python(path: Path, marker: Path) -> None:
         path.unlink()
     marker.parent.mkdir(exist_ok=True)
     marker.parent.chmod(0o777)  # whoever runs the spy must be able to leave the marker
-    id_program = need_tool("id")
+    id_program = need("id")
     write(path, f'#!/bin/sh\n{id_program} -u > "{marker}"\necho "Python 3.11.0"\n', 0o755)
 
 
@@ -68,7 +69,7 @@ def test_unpacked_root_python_is_never_executed(tmp: Path, capsys: pytest.Captur
 
 
 def test_live_probe_runs_as_the_default_user(tmp: Path) -> None:
-    need_tool("setpriv")
+    need("setpriv")
     marker = tmp / "out" / "ran-as"
     check = check_python(live_context(), live_env(tmp, marker), User("ma-user", UID, GID, "/"))
     assert check.status == "pass", check
@@ -85,7 +86,7 @@ def test_live_without_setpriv_executes_nothing(tmp: Path, monkeypatch: pytest.Mo
 
 
 def test_a_default_user_with_uid_0_is_never_switched_to(tmp: Path) -> None:
-    need_tool("setpriv")
+    need("setpriv")
     marker = tmp / "out" / "ran-as"
     root_user = User("ma-user", 0, 0, "/root")
     check_python(live_context(), live_env(tmp, marker), root_user)
@@ -100,7 +101,7 @@ def test_execution_method_never_runs_unpacked_files_or_as_root(tmp: Path) -> Non
     user = User("ma-user", UID, GID, "/home/ma-user")
     assert execution_method(unpacked, user) == "static"
     assert execution_method(live_context(), User("ma-user", 0, 0, "/root")) == "static"
-    need_tool("setpriv")
+    need("setpriv")
     assert execution_method(live_context(), user) == "probe"  # the tests run as root
 
 

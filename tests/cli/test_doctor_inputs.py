@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import ImageRoot, by_id, need_root, public_tmp, report, status, write
+from imagekit import ImageRoot, by_id, public_tmp, report, status, write
 from launchkit import REPO
+from needs import need_root
 from unprivileged import run_as_nobody
 
 from launcher.cli.main import run

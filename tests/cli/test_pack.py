@@ -14,8 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from imagekit import GID, PYVER, UID, ImageRoot, by_id, make_conda_env, need, need_root, report, write
+from imagekit import GID, PYVER, UID, ImageRoot, by_id, make_conda_env, report, write
 from launchkit import REPO
+from needs import need_root, require
 
 from launcher.cli.main import run
 from launcher.core.conda import Env
@@ -415,7 +416,7 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     pip.append(str(src))
     done = subprocess.run(pip, capture_output=True, text=True, check=False, cwd=tmp_path)
-    need(done.returncode == 0, f"pip could not build ma-launch: {done.stderr[-300:]}")
+    require(done.returncode == 0, f"pip could not build ma-launch: {done.stderr[-300:]}")
     assert (venv / "bin" / "ma-launch").is_file()
     first = (venv / "bin" / "ma-launch").read_text().splitlines()[0]
     assert first == f"#!{venv}/bin/python"

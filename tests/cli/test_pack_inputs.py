@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import PYVER, make_conda_env, need_root, public_tmp, write
+from imagekit import PYVER, make_conda_env, public_tmp, write
 from launchkit import REPO
+from needs import need_root
 from unprivileged import run_as_nobody
 
 from launcher.cli.main import run

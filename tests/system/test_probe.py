@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from imagekit import need_root, need_tool
+from needs import need, need_root
 
 from launcher.run.probe import NOT_STARTED, TIMED_OUT, as_user, run_probe
 
@@ -58,6 +58,6 @@ def test_as_user_never_becomes_root() -> None:
 
 def test_as_user_switches_for_real() -> None:
     need_root()
-    need_tool("setpriv")
+    need("setpriv")
     result = run_probe(as_user(1000, 100, ["/bin/sh", "-c", "id -u; id -g; id -G"]))
     assert result.output.splitlines() == ["1000", "100", "100"]  # no supplementary groups left
