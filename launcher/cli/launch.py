@@ -61,13 +61,19 @@ def launch(args: Sequence[str]) -> int:
         from launcher.render.explain import explanation
         from launcher.run.supervise import pid1_warnings
 
-        for warning in [*plan.warnings, *pid1_warnings(run.init)]:
+        late = pid1_warnings(run.init)
+        if parsed.flag("msrun") and run.init == "never":
+            late.append(
+                "--msrun with --init never: a stop leaves msrun's workers running (they have sessions "
+                "of their own); drop --init never"
+            )
+        for warning in [*plan.warnings, *late]:
             say(f"warning: {warning}")
         for line in explanation(plan, every_variable=parsed.flag("verbose") or parsed.flag("debug")):
             say(line)
     from launcher.run.execute import run_plan
 
-    return run_plan(plan, init=run.init, grace=run.grace, quiet=quiet)
+    return run_plan(plan, init=run.init, grace=run.grace, quiet=quiet, stop_fails=run.stop_fails)
 
 
 def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:

@@ -84,6 +84,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(("--torchrun",), "torchrun", "run COMMAND (train.py ARGS) under torchrun composed for this node"),
     Option(("--torchrun-arg",), "torchrun_arg", "pass ARG on to torchrun (repeatable)", "ARG", repeat=True),
+    Option(
+        ("--msrun",),
+        "msrun",
+        "run COMMAND (train.py ARGS) under MindSpore's msrun composed for this node (implies --init always)",
+    ),
+    Option(("--msrun-arg",), "msrun_arg", "pass ARG on to msrun (repeatable)", "ARG", repeat=True),
     Option(("--master-port",), "master_port", "MASTER_PORT for distributed training (6060)", "PORT"),
     Option(("--no-dist-env",), "no_dist_env", "do not derive MASTER_ADDR, NNODES, NODE_RANK, …"),
     Option(("--world-per-node",), "world_per_node", "also set WORLD_SIZE/RANK: one process per node"),

@@ -26,19 +26,22 @@ DEFAULT_RANK_TABLE_TIMEOUT = 600.0
 
 
 class RunOptions(Record):
-    """How to run the plan: supervise (``init``) and the stop grace period."""
+    """How to run the plan: supervise (``init``), the stop grace period, and whether a program that exits
+    0 after a stop request must end with the stop signal's status instead (``stop_fails``)."""
 
-    __slots__ = ("grace", "init")
+    __slots__ = ("grace", "init", "stop_fails")
 
-    def __init__(self, init: InitMode, grace: float) -> None:
+    def __init__(self, init: InitMode, grace: float, stop_fails: bool = False) -> None:
         self.init: InitMode = init
         self.grace = grace
+        self.stop_fails = stop_fails
 
 
 def request(parsed: Parsed) -> Request:
     """The plan request from parsed options (choices were checked by the parser)."""
     names = parsed.text("channel_names")
     extra = parsed.values.get("torchrun_arg")
+    msrun_extra = parsed.values.get("msrun_arg")
     return Request(
         command=tuple(parsed.command),
         shell_line=parsed.text("shell_line"),
@@ -56,14 +59,20 @@ def request(parsed: Parsed) -> Request:
         world_per_node=parsed.flag("world_per_node"),
         torchrun=parsed.flag("torchrun"),
         torchrun_args=tuple(extra) if isinstance(extra, list) else (),
+        msrun=parsed.flag("msrun"),
+        msrun_args=tuple(msrun_extra) if isinstance(msrun_extra, list) else (),
         strict_lint=parsed.flag("strict_lint"),
     )
 
 
 def run_options(parsed: Parsed) -> RunOptions:
-    """``--init`` and ``--grace``, checked."""
-    init = parsed.text("init") or "auto"
-    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE))  # type: ignore[arg-type]
+    """``--init`` and ``--grace``, checked. ``--msrun`` implies ``--init always`` (msrun's workers run in
+    sessions of their own, and only the supervisor's stop of the whole tree ends them) and ``stop_fails``
+    (msrun exits 0 on SIGINT)."""
+    msrun = parsed.flag("msrun")
+    init = parsed.text("init") or ("always" if msrun else "auto")
+    grace = seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE)
+    return RunOptions(init, grace, stop_fails=msrun)  # type: ignore[arg-type]
 
 
 def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:

@@ -32,8 +32,16 @@ class Draft:
     """A plan under construction. ``base`` is the environment the launcher started with and is never
     changed; ``env`` records every change made on top of it."""
 
-    def __init__(self, request: Request, environ: Mapping[str, str], cwd: str, runner: ScriptRunner) -> None:
+    def __init__(
+        self,
+        request: Request,
+        environ: Mapping[str, str],
+        cwd: str,
+        runner: ScriptRunner,
+        dev_root: Optional[str] = None,
+    ) -> None:
         self.request = request
+        self.dev_root = dev_root
         self.base = dict(environ)
         self.cwd = cwd
         self.runner = runner
@@ -87,9 +95,14 @@ def check_request(request: Request) -> None:
             f"--ld-library-path {request.ld_mode!r} is not one of {', '.join(LD_MODES)}",
             hint=f"use --ld-library-path {LD_MODES[0]}",
         )
-    if request.torchrun and request.shell_line is not None:
+    launcher = "--torchrun" if request.torchrun else "--msrun" if request.msrun else None
+    if launcher and request.shell_line is not None:
         raise UsageError(
-            "--torchrun and -c do not go together", hint="give the training script after --torchrun"
+            f"{launcher} and -c do not go together", hint=f"give the training script after {launcher}"
+        )
+    if request.torchrun and request.msrun:
+        raise UsageError(
+            "--torchrun and --msrun do not go together", hint="choose the launcher your framework uses"
         )
 
 
@@ -180,9 +193,10 @@ def channel_variables_step(draft: Draft) -> None:
 
 
 def distributed_step(draft: Draft) -> None:
-    """Derive the distributed variables (unless --no-dist-env; --torchrun needs the values anyway)."""
+    """Derive the distributed variables (unless --no-dist-env; --torchrun and --msrun need the values
+    anyway)."""
     request = draft.request
-    if not request.dist_env and not request.torchrun:
+    if not request.dist_env and not request.torchrun and not request.msrun:
         return
     from launcher.modelarts.distributed import dist_env
 
@@ -195,7 +209,7 @@ def distributed_step(draft: Draft) -> None:
             draft.env.set(
                 name, value, f"distributed training: {dist.sources.get(name, 'derived')}", "distributed"
             )
-    if draft.platform.on_modelarts or request.torchrun:
+    if draft.platform.on_modelarts or request.torchrun or request.msrun:
         draft.decisions.append(
             f"distributed: {dist.nnodes} node(s), this is node {dist.node_rank}, {dist.nproc_per_node} "
             f"process(es) per node, master {dist.master_addr}:{dist.master_port}"
@@ -223,7 +237,7 @@ def _is_c_locale(environ: Mapping[str, str]) -> bool:
 
 
 def compose_step(draft: Draft) -> None:
-    """The argv to execute: the command, a ``-c`` line, torchrun, or conda run."""
+    """The argv to execute: the command, a ``-c`` line, torchrun, msrun, or conda run."""
     request = draft.request
     env = draft.choice.env
     if request.shell_line is not None:
@@ -232,6 +246,13 @@ def compose_step(draft: Draft) -> None:
     elif request.torchrun and draft.dist is not None:  # dist is always derived for --torchrun
         draft.argv = command.torchrun_command(draft.command, env, draft.dist, request, draft.env.env)
         draft.decisions.append("composed torchrun (python -m torch.distributed.run) for this node")
+    elif request.msrun and draft.dist is not None:  # dist is always derived for --msrun
+        from launcher.modelarts.devices import DEV_ROOT
+
+        draft.argv, note = command.msrun_command(
+            draft.command, env, draft.dist, request, draft.env.env, draft.workdir, draft.dev_root or DEV_ROOT
+        )
+        draft.decisions.append(note)
     else:
         draft.argv = list(draft.command)
     if request.conda_run and env is not None:
@@ -316,17 +337,22 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
 
 
 def build_plan(
-    request: Request, environ: Mapping[str, str], cwd: str, *, script_runner: ScriptRunner
+    request: Request,
+    environ: Mapping[str, str],
+    cwd: str,
+    *,
+    script_runner: ScriptRunner,
+    dev_root: Optional[str] = None,
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
     ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_scripts_in_bash` in a
-    real launch). Raises LaunchError for what leaves nothing to show (an unknown env, bad options);
-    failures of the command itself, of the working directory and strict lint are recorded in
-    ``problems`` instead.
+    real launch); ``dev_root`` is where the NPU device nodes are (``/dev`` when None). Raises
+    LaunchError for what leaves nothing to show (an unknown env, bad options); failures of the command
+    itself, of the working directory and strict lint are recorded in ``problems`` instead.
     """
     check_request(request)
-    draft = Draft(request, environ, cwd, script_runner)
+    draft = Draft(request, environ, cwd, script_runner, dev_root)
     for step in STEPS:
         step(draft)
     return draft.finish()

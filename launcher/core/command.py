@@ -1,7 +1,7 @@
 """The argv a launch executes, and the program it resolves to.
 
 A command is an argv (``-- COMMAND ARGS``), a ``-c`` shell line with words appended (run by bash, else
-``sh``), or a training script handed to torchrun; ``--conda-run`` wraps it in ``conda run
+``sh``), or a training script handed to torchrun or msrun; ``--conda-run`` wraps it in ``conda run
 --no-capture-output`` and ``--line-buffered`` in ``stdbuf -oL -eL``. Pure apart from reading the file
 system.
 """
@@ -93,6 +93,43 @@ def torchrun_command(
         raise UsageError("--torchrun needs a training script", hint="ma-launch --torchrun train.py ARGS...")
     python = os.path.join(env.prefix, "bin", "python") if env else "python"
     return torchrun_argv(python, command, dist, job_id=job_id(environ), extra=request.torchrun_args)
+
+
+def msrun_command(
+    command: Sequence[str],
+    env: Optional[Env],
+    dist: DistEnv,
+    request: Request,
+    environ: Mapping[str, str],
+    workdir: str,
+    dev_root: str,
+) -> tuple[list[str], str]:
+    """The env's msrun composed for this node, then the training script; and a line saying how many
+    workers run here, why, and where their full logs are.
+
+    msrun is the env's ``bin/msrun`` when it is there, else ``python -m mindspore.parallel.cluster.run``
+    with the env's python (the module the console script runs).
+    """
+    from launcher.modelarts import msrun
+    from launcher.modelarts.devices import visible_npus
+
+    if not command:
+        raise UsageError("--msrun needs a training script", hint="ma-launch --msrun train.py ARGS...")
+    script = os.path.join(env.prefix, "bin", "msrun") if env else None
+    if script is not None and os.access(script, os.X_OK) and os.path.isfile(script):
+        launcher = [script]
+    else:
+        python = os.path.join(env.prefix, "bin", "python") if env else "python"
+        launcher = [python, "-m", msrun.MSRUN_MODULE]
+    workers, why = msrun.local_workers(dist, environ, visible_npus(environ, dev_root))
+    logs = msrun.log_dir(environ, workdir)
+    argv = msrun.msrun_argv(launcher, command, dist, workers=workers, logs=logs, extra=request.msrun_args)
+    note = (
+        f"composed msrun for this node: {workers} worker(s) here ({why}), {dist.nnodes * workers} in all, "
+        f"scheduler at {msrun.master_addr(dist)}:{dist.master_port}; worker output reaches stdout through "
+        f"msrun (--join=True), the full logs are in {logs}"
+    )
+    return argv, note
 
 
 def conda_run_command(argv: Sequence[str], env: Env) -> list[str]:

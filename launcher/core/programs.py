@@ -32,6 +32,18 @@ def is_python_name(word: str) -> bool:
     return False
 
 
+def interpreter_args(words: Sequence[str]) -> Optional[list[str]]:
+    """For ``python [-u]… ARGS`` (any interpreter :func:`is_python_name` accepts), the words after the
+    interpreter and its ``-u`` flags; ``None`` when ``words`` does not start with an interpreter. Launchers
+    that start the interpreter themselves (torchrun, msrun) take these words."""
+    if not words or not is_python_name(words[0]):
+        return None
+    rest = list(words[1:])
+    while rest and rest[0] == "-u":
+        rest = rest[1:]
+    return rest
+
+
 def shebang_interpreter(words: Sequence[str]) -> Optional[str]:
     """The program a ``#!`` line runs: its first word, or for ``/usr/bin/env [-S] [NAME=V]… PROG`` the
     program ``env`` looks up."""

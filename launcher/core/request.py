@@ -32,6 +32,8 @@ class Request(Record):
         "ld_mode",
         "line_buffered",
         "master_port",
+        "msrun",
+        "msrun_args",
         "name",
         "prefix",
         "shell_line",
@@ -62,6 +64,8 @@ class Request(Record):
         world_per_node: bool = False,
         torchrun: bool = False,
         torchrun_args: tuple[str, ...] = (),
+        msrun: bool = False,
+        msrun_args: tuple[str, ...] = (),
         strict_lint: bool = False,
     ) -> None:
         self.command = command
@@ -80,6 +84,8 @@ class Request(Record):
         self.world_per_node = world_per_node
         self.torchrun = torchrun
         self.torchrun_args = torchrun_args
+        self.msrun = msrun
+        self.msrun_args = msrun_args
         self.strict_lint = strict_lint
 
     def replace(self, **changes: object) -> Request:

@@ -264,7 +264,9 @@ def dist_env(
         d.take("WORLD_SIZE", _as_is, lambda: (str(nnodes), "one process per node: NNODES"))
         d.take("RANK", _as_is, lambda: (str(node_rank), "one process per node: NODE_RANK"))
     if not platform.on_modelarts and d.derived:
-        d.notes.append("not on ModelArts: no distributed variables are set (single-node values for torchrun)")
+        d.notes.append(
+            "not on ModelArts: no distributed variables are set (single-node values for torchrun or msrun)"
+        )
     return DistEnv(
         set=d.derived if platform.on_modelarts else {},
         sources=d.sources,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from launcher.core.programs import is_python_name
+from launcher.core.programs import interpreter_args
 from launcher.errors import UsageError
 
 TYPE_CHECKING = False
@@ -33,11 +33,9 @@ def _script_part(script_argv: Sequence[str]) -> tuple[list[str], list[str]]:
     if not args:
         raise UsageError("torchrun needs a script to run", hint="ma-launch --torchrun -- train.py [ARGS…]")
     head = args[0]
-    if is_python_name(head):
+    rest = interpreter_args(args)
+    if rest is not None:
         # `python [-u] train.py …` or `python -m pkg …`: torchrun starts the interpreter itself (with -u).
-        rest = args[1:]
-        while rest and rest[0] == "-u":
-            rest = rest[1:]
         if rest and (rest[0] == "-m" or rest[0].endswith(".py")):
             return _script_part(rest)
         raise UsageError(

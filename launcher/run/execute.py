@@ -55,8 +55,10 @@ _SUPERVISOR_BOOT = (
 )
 
 
-def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoReturn:
-    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1).
+def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool, stop_fails: bool = False) -> NoReturn:
+    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1);
+    ``stop_fails``: a supervised program that exits 0 after a stop request ends with the stop signal's
+    status (see :func:`launcher.run.supervise.run_supervised`).
 
     The supervisor stays resident for the whole job, so it does not run in this process, which holds
     everything the planning imported: this process execs (same PID) a fresh interpreter in isolated mode
@@ -69,7 +71,8 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
     if plan.problems:
         raise plan.problems[0]
     os.chdir(plan.workdir)
-    args = ["--grace", repr(grace), *(["--quiet"] if quiet else []), "--", *plan.argv]
+    flags = [*(["--quiet"] if quiet else []), *(["--stop-fails"] if stop_fails else [])]
+    args = ["--grace", repr(grace), *flags, "--", *plan.argv]
     import launcher
 
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(launcher.__file__)))
@@ -81,4 +84,4 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
                 [sys.executable, "-I", "-S", "-c", _SUPERVISOR_BOOT, package_parent, *args],
                 dict(plan.environ),
             )
-    supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet)
+    supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet, stop_fails=stop_fails)

@@ -132,20 +132,31 @@ def _pid1_is_dash() -> bool:
 
 
 def run_supervised(
-    argv: Sequence[str], env: Mapping[str, str], *, grace: float = DEFAULT_GRACE, quiet: bool = False
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    grace: float = DEFAULT_GRACE,
+    quiet: bool = False,
+    stop_fails: bool = False,
 ) -> NoReturn:
     """Run ``argv`` (looked up on ``env["PATH"]``) as a supervised child and end the way it ended.
 
-    The working directory must already be set. Raises :class:`CommandNotFound` (127) or
-    :class:`CommandNotExecutable` (126) when the program cannot be started; otherwise never returns.
+    With ``stop_fails``, a program that exits 0 after a stop request (msrun does on SIGINT) ends as if
+    the stop signal had killed it, so a stopped job never reports success. The working directory must
+    already be set. Raises :class:`CommandNotFound` (127) or :class:`CommandNotExecutable` (126) when the
+    program cannot be started; otherwise never returns.
     """
     if not argv:
         raise UsageError("no command to run")
-    _Supervisor(argv, env, grace, quiet).run()
+    _Supervisor(argv, env, grace, quiet, stop_fails).run()
 
 
 class _Supervisor:
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], grace: float, quiet: bool) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], grace: float, quiet: bool, stop_fails: bool = False
+    ) -> None:
+        self.stop_fails = stop_fails
+        self.stop_signal = 0
         self.argv = list(argv)
         self.env = env
         self.grace = max(0.0, grace)
@@ -269,6 +280,7 @@ class _Supervisor:
             os.killpg(self.pid, sig)
         if sig in STOPPING and self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + self.grace
+            self.stop_signal = sig
 
     def _child_has_tty(self) -> bool:
         if self.tty < 0:
@@ -341,8 +353,13 @@ class _Supervisor:
 
     def _finish(self) -> NoReturn:
         status = self.status if self.status is not None else 0
+        summary = self._summary(status)
+        if self.stop_fails and self.stop_signal and status == 0:
+            status = self.stop_signal  # the wait status of a process killed by that signal
+            name = _signal_name(self.stop_signal)
+            summary += f"; it exited 0 after {name}: ending with {name}'s status, as a stopped job"
         if not self.quiet:
-            sys.stderr.write(PREFIX + self._summary(status) + "\n")
+            sys.stderr.write(PREFIX + summary + "\n")
         for stream in (sys.stdout, sys.stderr):
             with _suppress(OSError, ValueError, AttributeError):
                 stream.flush()
@@ -538,20 +555,23 @@ def _size(size: float) -> str:
 
 def _main(args: list[str]) -> NoReturn:
     """Entry of the lean supervisor process (``launcher.run.execute.run_plan`` execs into it); also
-    ``python -m launcher.run.supervise [--grace S] [--quiet] [--] COMMAND...`` for debugging."""
-    grace, quiet = DEFAULT_GRACE, False
+    ``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-fails] [--] COMMAND...`` for
+    debugging."""
+    grace, quiet, stop_fails = DEFAULT_GRACE, False, False
     while args and args[0].startswith("--"):
         option = args.pop(0)
         if option == "--":
             break
         if option == "--quiet":
             quiet = True
+        elif option == "--stop-fails":
+            stop_fails = True
         elif option == "--grace" and args:
             grace = float(args.pop(0))
         else:
             sys.exit(f"{PREFIX}error: unknown option {option}")
     try:
-        run_supervised(args, os.environ, grace=grace, quiet=quiet)
+        run_supervised(args, os.environ, grace=grace, quiet=quiet, stop_fails=stop_fails)
     except LaunchError as error:
         sys.stderr.write(error.line() + "\n")
         sys.exit(error.exit_code)
