@@ -137,6 +137,24 @@ def test_program_exiting_during_grace_keeps_its_code(tmp_path: Path) -> None:
     assert_clean(err)
 
 
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+def test_stop_fails_turns_an_exit_0_after_a_stop_into_the_signals_status(tmp_path: Path, pid1: bool) -> None:
+    """msrun exits 0 on SIGINT; with --stop-fails a stopped job ends with the stop signal's status."""
+    ready = tmp_path / "ready"
+    argv = supervisor(*prog("slow-term", str(ready), "0.1", "0"), grace=10)
+    argv.insert(argv.index("--"), "--stop-fails")
+    proc = start(as_pid1(argv) if pid1 else argv)
+    wait_file(ready)
+    os.kill(child_of(proc.pid) if pid1 else proc.pid, signal.SIGTERM)
+    code, err = finish(proc)
+    assert code == (143 if pid1 else -signal.SIGTERM), err
+    assert "program ended: exit code 0" in err
+    assert "it exited 0 after SIGTERM: ending with SIGTERM's status, as a stopped job" in err
+    plain = start(supervisor(*prog("exit", "0"), grace=10))
+    plain_code, plain_err = finish(plain)
+    assert plain_code == 0 and "stopped job" not in plain_err  # no stop request: 0 stays 0
+
+
 # -- forwarding -------------------------------------------------------------------------------------------
 
 
