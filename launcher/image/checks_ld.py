@@ -10,6 +10,7 @@ import os
 
 from launcher.core.conda import Env
 from launcher.image.check import FAIL, PASS, WARN, Check, Details, JSONValue
+from launcher.image.checks_ascend import cann_library_dirs
 from launcher.image.checks_files import is_driver_soname
 from launcher.image.context import Context
 from launcher.ld.analysis import AddedDir, LdAnalysis, analyze, env_programs
@@ -74,7 +75,8 @@ def run_analysis(ctx: Context, host_prefix: str) -> LdAnalysis:
 
 def _missing(ctx: Context, analysis: LdAnalysis) -> dict[str, list[str]]:
     """``soname -> needers (image paths)`` that neither the analysis nor the image's system dirs provide."""
-    image_dirs = [] if ctx.live else [*SYSTEM_LIB_DIRS, *ld_conf_dirs(ctx)]
+    # The CANN toolkit's libraries count as provided: ma-launch sources its set_env.sh (--cann auto).
+    image_dirs = cann_library_dirs(ctx) + ([] if ctx.live else [*SYSTEM_LIB_DIRS, *ld_conf_dirs(ctx)])
     missing: dict[str, list[str]] = {}
     for item in analysis.unresolved:
         if any(os.path.isfile(ctx.host(os.path.join(d, item.soname))) for d in image_dirs):

@@ -7,8 +7,8 @@ status (see ``launcher.cli.app``): 0 when no check fails, 1 when any check fails
 their :class:`~launcher.errors.LaunchError` before anything is checked.
 
 The checks live by subject in ``checks_user``, ``checks_conda``, ``checks_python``, ``checks_ld``,
-``checks_files`` and ``checks_runtime``. Nothing here changes the checked image, and an image's files are
-executed only on the running image, only as its default user, never as root (see
+``checks_files``, ``checks_ascend`` and ``checks_runtime``. Nothing here changes the checked image, and an
+image's files are executed only on the running image, only as its default user, never as root (see
 :func:`launcher.image.users.execution_method`).
 """
 
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Callable
 
 from launcher.image.check import FAIL, PASS, STATUSES, WARN, Check, Status
+from launcher.image.checks_ascend import ascend_checks
 from launcher.image.checks_conda import check_conda, check_default_env, discover
 from launcher.image.checks_files import check_drivers, check_setuid, check_size, scan_tree
 from launcher.image.checks_ld import check_ld
@@ -35,15 +36,28 @@ __all__ = ["Context", "counts", "exit_code", "make_context", "render_table", "ru
 JSON_VERSION = 1
 
 
+def _unreadable(check_id: str, exc: OSError) -> Check:
+    """A failing check naming the file the image holds and doctor cannot read."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    summary = f"cannot read {where}{reason(exc)}"
+    return Check(check_id, FAIL, summary, "fix or remove that path in the image", {"error": summary})
+
+
 def _guarded(check_id: str, run: Callable[..., Check], *args: object) -> Check:
     """``run(*args)``, or a failing check naming the file when the image holds something doctor cannot
     read (one check never stops the others)."""
     try:
         return run(*args)
     except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        summary = f"cannot read {where}{reason(exc)}"
-        return Check(check_id, FAIL, summary, "fix or remove that path in the image", {"error": summary})
+        return _unreadable(check_id, exc)
+
+
+def _guarded_all(check_id: str, run: Callable[..., list[Check]], *args: object) -> list[Check]:
+    """:func:`_guarded` for a function that returns several checks."""
+    try:
+        return run(*args)
+    except OSError as exc:
+        return [_unreadable(check_id, exc)]
 
 
 def run_checks(ctx: Context) -> list[Check]:
@@ -57,6 +71,7 @@ def run_checks(ctx: Context) -> list[Check]:
     checks += [_guarded(f"ld:{env.prefix}", check_ld, ctx, env) for env in conda.envs]
     scan = scan_tree(ctx)
     checks += [check_setuid(ctx, scan), check_drivers(scan), check_size(scan)]
+    checks += _guarded_all("ascend", ascend_checks, ctx, conda.envs)
     checks.append(_guarded("sh", check_sh, ctx))
     checks.append(check_unbuffered(ctx))
     checks.append(_guarded("ma-launch", check_ma_launch, ctx, user))

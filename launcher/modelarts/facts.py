@@ -36,3 +36,13 @@ SIZE_LIMIT_V1 = int(9.5 * GB)
 
 #: Where the platform mounts the node's GPU driver into the container at run time.
 DRIVER_DIR = "/usr/local/nvidia"
+
+#: Ascend: the platform mounts the NPU driver at ASCEND_DRIVER_DIR at run time (an image must not bake one
+#: in); the CANN toolkit and its ATB add-on install below ASCEND_DIR, each with a ``set_env.sh`` to source.
+ASCEND_DIR = "/usr/local/Ascend"
+ASCEND_DRIVER_DIR = ASCEND_DIR + "/driver"
+CANN_TOOLKIT_DIR = ASCEND_DIR + "/ascend-toolkit"
+CANN_ATB_DIR = ASCEND_DIR + "/nnal/atb"
+CANN_SET_ENV = "set_env.sh"
+#: The CANN libraries torch_npu (and MindSpore's Ascend build) link against; only the toolkit provides them.
+CANN_SONAMES = ("libascendcl.so", "libhccl.so")
