@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.core.request import LD_MODES
+from launcher.core.sources import CANN_MODES
 from launcher.errors import UsageError
 from launcher.modelarts.channels import MODES as CHANNEL_MODES
 from launcher.run.ranktable import MODES as RANK_TABLE_MODES
@@ -26,10 +27,10 @@ FALSE = ("0", "false", "no", "off", "")
 
 class Option(Record):
     """One option: its flags, where its value goes, its help line, the metavar of its value (``None`` for
-    a flag without a value), the values it accepts, whether it repeats, and whether ``MA_LAUNCH_<DEST>``
-    sets it."""
+    a flag without a value), the values it accepts, whether it repeats (and what separates the values in
+    its variable), and whether ``MA_LAUNCH_<DEST>`` sets it."""
 
-    __slots__ = ("choices", "dest", "env", "flags", "help", "metavar", "repeat")
+    __slots__ = ("choices", "dest", "env", "flags", "help", "metavar", "repeat", "separator")
 
     def __init__(
         self,
@@ -40,8 +41,10 @@ class Option(Record):
         choices: tuple[str, ...] = (),
         repeat: bool = False,
         env: bool = True,
+        separator: str = ",",
     ) -> None:
         self.flags = flags
+        self.separator = separator
         self.dest = dest
         self.help = help
         self.metavar = metavar
@@ -72,6 +75,23 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--conda-run",), "conda_run", "run through `conda run --no-capture-output` instead"),
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
     Option(("--strict-activation",), "strict_activation", "fail when an activate.d script fails"),
+    Option(
+        ("--source",),
+        "source",
+        "source the bash script FILE after the env's activation, as activate.d scripts are (repeatable; "
+        "MA_LAUNCH_SOURCE takes a :-separated list)",
+        "FILE",
+        repeat=True,
+        separator=":",
+    ),
+    Option(
+        ("--cann",),
+        "cann",
+        "auto: source the Ascend CANN toolkit's set_env.sh (and ATB's) when the image has them and they "
+        "are not active yet; off: never",
+        "MODE",
+        choices=CANN_MODES,
+    ),
     Option(
         ("--init",),
         "init",
@@ -169,7 +189,7 @@ def _env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
                 )
             values[option.dest] = lowered in TRUE
         elif option.repeat:
-            values[option.dest] = [item for item in raw.split(",") if item]
+            values[option.dest] = [item for item in raw.split(option.separator) if item]
         else:
             values[option.dest] = _check_choice(option, raw, option.env_name)
     return values

@@ -42,6 +42,7 @@ def request(parsed: Parsed) -> Request:
     names = parsed.text("channel_names")
     extra = parsed.values.get("torchrun_arg")
     msrun_extra = parsed.values.get("msrun_arg")
+    files = parsed.values.get("source")
     return Request(
         command=tuple(parsed.command),
         shell_line=parsed.text("shell_line"),
@@ -61,6 +62,8 @@ def request(parsed: Parsed) -> Request:
         torchrun_args=tuple(extra) if isinstance(extra, list) else (),
         msrun=parsed.flag("msrun"),
         msrun_args=tuple(msrun_extra) if isinstance(msrun_extra, list) else (),
+        sources=tuple(files) if isinstance(files, list) else (),
+        cann=parsed.text("cann") or "auto",  # type: ignore[arg-type]
         strict_lint=parsed.flag("strict_lint"),
     )
 

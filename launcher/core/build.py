@@ -9,7 +9,7 @@ result and a normal run executes it, so the two cannot disagree.
 
 from __future__ import annotations
 
-from launcher.core import activation, command, libpath, programs, workdir
+from launcher.core import activation, command, libpath, programs, sources, workdir
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
 from launcher.core.request import LD_MODES
@@ -165,24 +165,36 @@ def workdir_step(draft: Draft) -> None:
 
 
 def activate_step(draft: Draft) -> None:
-    """Activate the env as conda does: its variables, then its activate.d scripts (sourced by bash)."""
+    """Activate the env as conda does: its variables, then its activate.d scripts; then the CANN toolkit's
+    set_env.sh (--cann auto) and the --source files. One bash sources every script."""
     env = draft.choice.env
-    if env is None or draft.request.conda_run:
-        return
-    draft.env.extend(activation.conda_variables(env, draft.base))
-    declared, declared_warnings = activation.declared_variables(env)
-    draft.warnings += declared_warnings
-    draft.env.extend(declared)
-    scripts = activation.activation_scripts(env)
-    if not scripts:
+    request = draft.request
+    scripts: list[str] = []
+    if env is not None and not request.conda_run:
+        draft.env.extend(activation.conda_variables(env, draft.base))
+        declared, declared_warnings = activation.declared_variables(env)
+        draft.warnings += declared_warnings
+        draft.env.extend(declared)
+        scripts = activation.activation_scripts(env)
+    files, notes = sources.files_to_source(request.sources, request.cann, draft.env.env, draft.cwd)
+    draft.decisions += notes
+    if not scripts and not files:
         return
     run_dir = draft.workdir if draft.workdir_ok else draft.cwd
     changed, script_warnings = activation.script_changes(
-        scripts, draft.env.env, run_dir, strict=draft.request.strict_activation, runner=draft.runner
+        [*scripts, *(path for path, _ in files)],
+        draft.env.env,
+        run_dir,
+        strict=request.strict_activation,
+        runner=draft.runner,
     )
+    labels = dict(files)
+    changed = [sources.attributed(c, labels[c.source]) if c.source in labels else c for c in changed]
     draft.warnings += script_warnings
     draft.env.extend(changed)
-    draft.decisions.append(f"sourced {len(scripts)} activate.d script(s) with bash")
+    if scripts:
+        draft.decisions.append(f"sourced {len(scripts)} activate.d script(s) with bash")
+    draft.decisions += [sources.summary(label, changed) for _, label in files]
 
 
 def channel_variables_step(draft: Draft) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from launcher.core.plan import LdMode
+    from launcher.core.sources import CannMode
     from launcher.modelarts.channels import ChannelMode
 
 LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
@@ -24,6 +25,7 @@ class Request(Record):
     choose the env, the working directory, and the mode of every planning step."""
 
     __slots__ = (
+        "cann",
         "channel_args",
         "channel_names",
         "command",
@@ -37,6 +39,7 @@ class Request(Record):
         "name",
         "prefix",
         "shell_line",
+        "sources",
         "strict_activation",
         "strict_lint",
         "torchrun",
@@ -66,6 +69,8 @@ class Request(Record):
         torchrun_args: tuple[str, ...] = (),
         msrun: bool = False,
         msrun_args: tuple[str, ...] = (),
+        sources: tuple[str, ...] = (),
+        cann: CannMode = "auto",
         strict_lint: bool = False,
     ) -> None:
         self.command = command
@@ -86,6 +91,8 @@ class Request(Record):
         self.torchrun_args = torchrun_args
         self.msrun = msrun
         self.msrun_args = msrun_args
+        self.sources = sources
+        self.cann: CannMode = cann
         self.strict_lint = strict_lint
 
     def replace(self, **changes: object) -> Request:
