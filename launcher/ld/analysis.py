@@ -53,6 +53,7 @@ from stat import S_ISREG
 from typing import Any, Optional
 
 from launcher.ld.elf import ElfInfo, read_elf, read_shebang
+from launcher.modelarts.facts import CANN_SONAMES
 
 __all__ = ["AddedDir", "LdAnalysis", "Unresolved", "analyze", "default_cache_dir"]
 
@@ -99,9 +100,16 @@ _PLATFORMS = {62: "x86_64", 183: "aarch64", 3: "i686", 21: "powerpc64le", 22: "s
 _HINTS = {
     "libcuda.so.1": "it comes with the NVIDIA driver, mounted into the container at run time",
     "libnvidia-ml.so.1": "it comes with the NVIDIA driver, mounted into the container at run time",
-    "libascendcl.so": "it comes with the Ascend CANN toolkit; source its set_env.sh",
-    "libhccl.so": "it comes with the Ascend CANN toolkit; source its set_env.sh",
 }
+
+
+def cann_warning(sonames: Sequence[str], needers: Sequence[str]) -> str:
+    """The one warning for the CANN libraries nothing provides (torch_npu's libhccl.so, libascendcl.so)."""
+    more = f" and {len(needers) - 1} more" if len(needers) > 1 else ""
+    return (
+        f"{', '.join(sonames)} not found (needed by {needers[0]}{more}): it needs the CANN toolkit: "
+        "--cann auto or --source …/set_env.sh; the launch continues"
+    )
 
 
 @dataclass(frozen=True)
@@ -170,7 +178,12 @@ class LdAnalysis:
         for a in self.added:
             why = "; ".join(f"{s} (needed by {n})" for s, n in a.provides)
             lines.append(f"LD_LIBRARY_PATH: prepend {a.directory} - it provides {why}")
+        cann = [u for u in self.unresolved if u.soname in CANN_SONAMES]
+        if cann:
+            lines.append("warning: " + cann_warning([u.soname for u in cann], cann[0].needers))
         for u in self.unresolved:
+            if u.soname in CANN_SONAMES:
+                continue
             what = u.soname + (f" with version {', '.join(u.versions)}" if u.versions else "")
             more = f" and {len(u.needers) - 1} more" if len(u.needers) > 1 else ""
             hint = _HINTS.get(u.soname, "")
