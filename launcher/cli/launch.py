@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from launcher.core.request import Request
 
 
+#: Why an msrun job needs the supervisor (its workers run in sessions of their own).
+UNSUPERVISED_MSRUN = (
+    "--msrun with --init never: a stop leaves msrun's workers running (they have sessions of their own); "
+    "drop --init never"
+)
+BAKED_MSRUN = (
+    "the baked msrun job has no supervisor: a stop leaves msrun's workers running (they have sessions of "
+    "their own); boot with `exec ma-launch --msrun …` instead"
+)
+
+
 def _cwd() -> str:
     try:
         return os.getcwd()
@@ -63,10 +74,7 @@ def launch(args: Sequence[str]) -> int:
 
         late = pid1_warnings(run.init)
         if parsed.flag("msrun") and run.init == "never":
-            late.append(
-                "--msrun with --init never: a stop leaves msrun's workers running (they have sessions "
-                "of their own); drop --init never"
-            )
+            late.append(UNSUPERVISED_MSRUN)
         for warning in [*plan.warnings, *late]:
             say(f"warning: {warning}")
         for line in explanation(plan, every_variable=parsed.flag("verbose") or parsed.flag("debug")):
@@ -144,7 +152,7 @@ def bake(args: Sequence[str]) -> int:
 
     write_script(output, text, force=parsed.flag("force"))
     if not parsed.flag("quiet"):
-        for warning in plan.warnings:
+        for warning in [*plan.warnings, *([BAKED_MSRUN] if parsed.flag("msrun") else [])]:
             say(f"warning: {warning}")
         say(f"wrote {output}; boot command: sh {output}")
     return 0

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from launcher.core.plan import LaunchPlan
     from launcher.render.shells import Dialect
 
-#: List variables whose new entries can be written in front of the value the shell has at run time.
-LIST_VARIABLES = ("PATH", "LD_LIBRARY_PATH")
+#: List variables whose new entries can be written in front of the value the shell has at run time
+#: (PYTHONPATH: CANN's set_env.sh prepends to it, and a baked script keeps the boot-time entries).
+LIST_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH")
 
 
 def is_shell_name(name: str) -> bool:
