@@ -111,7 +111,6 @@ def msrun_command(
     with the env's python (the module the console script runs).
     """
     from launcher.modelarts import msrun
-    from launcher.modelarts.devices import visible_npus
 
     if not command:
         raise UsageError("--msrun needs a training script", hint="ma-launch --msrun train.py ARGS...")
@@ -121,7 +120,7 @@ def msrun_command(
     else:
         python = os.path.join(env.prefix, "bin", "python") if env else "python"
         launcher = [python, "-m", msrun.MSRUN_MODULE]
-    workers, why = msrun.local_workers(dist, environ, visible_npus(environ, dev_root))
+    workers, why = msrun.local_workers(dist, environ, dev_root)
     logs = msrun.log_dir(environ, workdir)
     argv = msrun.msrun_argv(launcher, command, dist, workers=workers, logs=logs, extra=request.msrun_args)
     note = (

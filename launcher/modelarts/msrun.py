@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from launcher.core.programs import interpreter_args
 from launcher.errors import UsageError
+from launcher.modelarts.devices import visible_npus
 from launcher.modelarts.distributed import LOCAL_MASTER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Optional
 
     from launcher.modelarts.distributed import DistEnv
 
@@ -60,13 +60,13 @@ def script_words(script_argv: Sequence[str]) -> list[str]:
     )
 
 
-def local_workers(
-    dist: DistEnv, environ: Mapping[str, str], npus: Optional[tuple[int, str]]
-) -> tuple[int, str]:
+def local_workers(dist: DistEnv, environ: Mapping[str, str], dev_root: str) -> tuple[int, str]:
     """How many workers this node starts, and why: ``NPROC_PER_NODE`` or ``MA_NUM_GPUS`` when set (as
-    ``dist`` took them), else the visible NPUs (``npus``), else one."""
+    ``dist`` took them), else the visible NPUs (:func:`~launcher.modelarts.devices.visible_npus`, device
+    nodes under ``dev_root``), else one."""
     if environ.get("NPROC_PER_NODE") or environ.get("MA_NUM_GPUS"):
         return dist.nproc_per_node, dist.sources.get("NPROC_PER_NODE", "MA_NUM_GPUS")
+    npus = visible_npus(environ, dev_root)
     if npus is not None and npus[0] > 0:
         return npus
     return 1, "default: one worker (no MA_NUM_GPUS, no NPU)"
