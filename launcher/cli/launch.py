@@ -81,7 +81,7 @@ def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:
     if parsed.flag("json"):
         from launcher.render.planjson import plan_json
 
-        sys.stdout.write(plan_json(plan, shell=shell_name, line=line) + "\n")
+        sys.stdout.write(plan_json(plan, shell=shell_name, dialect=dialect) + "\n")  # its line is masked
     else:
         if not parsed.flag("quiet"):
             from launcher.render.explain import explanation

@@ -6,7 +6,8 @@ at boot only ``sh``, ``cd`` and ``env`` run. ``PATH`` and ``LD_LIBRARY_PATH`` ar
 the values the container has at boot, so the platform's own entries (``/usr/local/nvidia/lib64``) stay.
 
 Text that comes from outside (the command line that made the script, the env's path) is written only
-through :func:`comment`, which cannot produce a line that is not a comment.
+through :func:`comment`, which cannot produce a line that is not a comment, and by the masking rule: the
+script's command itself is the one place values appear as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 
 from launcher.errors import one_line
 from launcher.render.line import dry_run_line
+from launcher.render.mask import mask_argv, mask_text
 from launcher.render.shells import POSIX, quote_posix
 
 TYPE_CHECKING = False
@@ -35,12 +37,12 @@ def bake_script(plan: LaunchPlan, *, version: str, command_line: Sequence[str]) 
     line = dry_run_line(plan, POSIX, argv=argv, restate_unexportable=False) + ' "$@"'
     env = plan.choice.env
     which_env = f"{env.name} ({env.prefix})" if env else "none (the command runs as it is)"
-    made_by = " ".join(quote_posix(word) for word in ["ma-launch", *command_line])
+    made_by = " ".join(quote_posix(word) for word in mask_argv(["ma-launch", *command_line]))
     return "\n".join(
         [
             "#!/bin/sh",
             comment(f"Boot script written by ma-launch {version}; no Python runs at boot."),
-            comment(one_line(f"env: {which_env}")),  # a line break in them is shown as \n
+            comment(one_line(f"env: {mask_text(which_env)}")),  # a line break in them is shown as \n
             comment(one_line(f"made with: {made_by}")),
             comment(
                 "Arguments given to this script (such as the channel arguments ModelArts appends) reach the\n"
