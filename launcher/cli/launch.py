@@ -59,7 +59,7 @@ def launch(args: Sequence[str]) -> int:
     quiet = parsed.flag("quiet")
     if not quiet:
         from launcher.render.explain import explanation
-        from launcher.run.supervise import pid1_warnings
+        from launcher.run.pid1 import pid1_warnings
 
         for warning in [*plan.warnings, *pid1_warnings(run.init)]:
             say(f"warning: {warning}")
