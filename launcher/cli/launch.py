@@ -51,6 +51,10 @@ def launch(args: Sequence[str]) -> int:
     if parsed.flag("ld_report"):
         return ld_report(parsed)
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
+    if not (parsed.flag("dry_run") or parsed.flag("json")):
+        from launcher.run import stops
+
+        stops.hold(run.init)  # from here a stop request is kept for the supervisor, not lost
     plan = plan_for(values.request(parsed))
     if parsed.flag("dry_run") or parsed.flag("json"):
         return dry_run(_rank_table(plan, parsed, wait=False), parsed)
@@ -156,6 +160,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
         )
     from launcher.core.plan import Change
     from launcher.modelarts.ranktable import prepare_rank_table
+    from launcher.run import stops
 
     table = prepare_rank_table(
         os.environ,
@@ -163,6 +168,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,
+        sleep=stops.wait,  # a stop request ends the wait
     )
     if table is None:
         return plan

@@ -64,9 +64,11 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
     everything the planning imported: this process execs (same PID) a fresh interpreter in isolated mode
     without site-packages that imports only the supervisor. That interpreter keeps the launcher's own
     environment (the program's, with the env's libraries on ``LD_LIBRARY_PATH``, could keep it from
-    starting); the program's environment is handed over on a file descriptor (:mod:`launcher.run.handoff`).
+    starting); the program's environment is handed over on a file descriptor
+    (:mod:`launcher.run.handoff`), and a stop requested while planning as a pending signal
+    (:mod:`launcher.run.stops`).
     """
-    from launcher.run import supervise
+    from launcher.run import stops, supervise
     from launcher.run.pid1 import should_supervise
 
     if not should_supervise(init):
@@ -74,7 +76,8 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoRet
     if plan.problems:
         raise plan.problems[0]
     os.chdir(plan.workdir)
-    _exec_supervisor(plan, grace=grace, quiet=quiet, blocked=())
+    blocked = stops.hand_over()
+    _exec_supervisor(plan, grace=grace, quiet=quiet, blocked=blocked)
     supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet)
 
 

@@ -51,6 +51,11 @@ def summary(status: int, *, wall: float, cpu: float, peak: int, notes: Sequence[
     return ", ".join(parts) + "".join("; " + note for note in notes)
 
 
+def not_started(sig: int) -> str:
+    """The line for a stop request that came before the program started (without the prefix)."""
+    return f"{signal_name(sig)} received before the program started: it was not started (status {128 + sig})"
+
+
 def end_like(status: int) -> NoReturn:
     """End this process the way a process with wait ``status`` ended: same exit code, or the same signal."""
     if os.WIFSIGNALED(status):

@@ -75,6 +75,16 @@ def descendants_by_children(root: int) -> list[int]:
     return found
 
 
+def stopped_in_group(pgid: int, pids: list[int]) -> bool:
+    """Whether one of ``pids`` in process group ``pgid`` is stopped by a signal (state ``T``: SIGSTOP,
+    SIGTSTP, SIGTTIN, SIGTTOU); such a process runs no handler until it gets SIGCONT."""
+    for pid in pids:
+        fields = _stat_fields(str(pid))
+        if len(fields) > 2 and fields[0] == b"T" and fields[2] == str(pgid).encode():
+            return True
+    return False
+
+
 def state_and_ppid(pid: str) -> tuple[str, int]:
     """State letter and parent pid from /proc/<pid>/stat; ("", 0) when the process is gone."""
     fields = _stat_fields(pid)

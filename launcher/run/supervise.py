@@ -10,9 +10,15 @@ ends in SIGKILL after a timeout. The supervisor instead:
   for them synchronously (blocked signals + ``sigtimedwait``: no Python handlers, no races);
 * on the first stop signal (TERM, INT, QUIT or HUP) starts a grace period, after which the program's group
   and every remaining descendant get SIGKILL;
+* sends SIGCONT after a forwarded stop signal when a process of the program's group is stopped
+  (SIGSTOP, Ctrl-Z): a stopped process runs no handler, so it could not clean up before the SIGKILL;
 * reaps every child it gets;
 * when the program ends, stops what is left of the tree (SIGTERM, grace, SIGKILL), prints one summary line
   and ends the way the program ended: same exit code, or the same fatal signal (128+N as PID 1).
+
+A stop signal that is already pending when the supervisor starts (the launcher keeps one that arrived while
+it was planning, see :mod:`launcher.run.stops`) means the program is not started at all: the supervisor
+ends at once as if killed by that signal (143 for SIGTERM as PID 1).
 
 Whether to supervise at all is decided on the launcher's side (:mod:`launcher.run.pid1`). Only the
 standard library is used while the job runs: this module, :mod:`launcher.run.proctree` (the process tree
@@ -120,6 +126,7 @@ class _Supervisor:
         # An inherited "ignore SIGCHLD" makes the kernel reap for us and hides every exit status.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [*self.waited, *_TTY_SIGNALS])
+        self._stop_if_requested()
         if self.me != 1:
             proctree.become_subreaper()
         try:
@@ -130,6 +137,16 @@ class _Supervisor:
         self._supervise()
         self._drain()
         self._finish()
+
+    def _stop_if_requested(self) -> None:
+        """A stop asked for before the program started: do not start it; end as killed by that signal. Said
+        even under ``--quiet``: the job ends without its program ever running."""
+        pending = signal.sigpending()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+            if sig in pending and sig in self.forwarded:
+                signal.sigtimedwait({sig}, 0)
+                sys.stderr.write(PREFIX + outcome.not_started(sig) + "\n")
+                outcome.end_by_signal(sig)
 
     def _start(self) -> None:
         try:
@@ -214,7 +231,12 @@ class _Supervisor:
             return  # the terminal already sent it to the program's group
         with _suppress(OSError):
             os.killpg(self.pid, sig)
-        if sig in STOPPING and self.stop_deadline is None:
+        if sig not in STOPPING:
+            return
+        if proctree.stopped_in_group(self.pid, proctree.descendants(self.me)):
+            with _suppress(OSError):
+                os.killpg(self.pid, signal.SIGCONT)  # a stopped process runs its handler only once continued
+        if self.stop_deadline is None:
             self.stop_deadline = time.monotonic() + self.grace
 
     def _child_has_tty(self) -> bool:

@@ -141,6 +141,29 @@ def test_program_exiting_during_grace_keeps_its_code(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
+@pytest.mark.parametrize("stop", [signal.SIGSTOP, signal.SIGTSTP])
+def test_a_stopped_program_still_runs_its_term_handler(tmp_path: Path, pid1: bool, stop: int) -> None:
+    """A program stopped (SIGSTOP, Ctrl-Z) when the stop request comes is continued after the forwarded
+    SIGTERM, so its handler runs at once instead of a SIGKILL after the grace period."""
+    ready, out = tmp_path / "ready", tmp_path / "out"
+    command = supervisor(*prog("count-usr1", str(out), str(ready)), grace=3)
+    proc = start(as_pid1(command) if pid1 else command)
+    wait_file(ready)
+    sup = child_of(proc.pid) if pid1 else proc.pid
+    program = child_of(sup)
+    os.kill(program, stop)
+    wait_for(lambda: Path(f"/proc/{program}/stat").read_text().split(") ")[1][0] == "T", what="stopped")
+    sent = time.monotonic()
+    os.kill(sup, signal.SIGTERM)
+    code, err = finish(proc)
+    assert out.read_text() == "0", err  # the handler ran
+    assert code == 0, err
+    assert time.monotonic() - sent < 2.0
+    assert "SIGKILL" not in err
+    assert_clean(err)
+
+
+@pytest.mark.parametrize("pid1", [False, True], ids=["child", "pid1"])
 def test_forwarded_signals_reach_the_program(tmp_path: Path, pid1: bool) -> None:
     ready, out = tmp_path / "ready", tmp_path / "out"
     command = supervisor(*prog("record", str(out), str(ready)), grace=10)

@@ -1,13 +1,16 @@
 """The real command in supervise mode, as PID 1 of a PID namespace: what the launcher hands to the
-supervisor across the exec (the program's environment), with gcc-built libraries."""
+supervisor across the exec (the program's environment, a stop request that came while planning), with
+gcc-built libraries and real signals."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from condakit import make_env
 from elfkit import build_lib, require_tool
 from launchkit import clean_env
@@ -17,7 +20,9 @@ from supervisekit import (  # the PID-namespace and process-table helpers
     _no_leftovers,  # noqa: F401 - autouse fixture: fail on leftover processes
     as_pid1,
     assert_clean,
+    child_of,
     finish,
+    prog,
     start,
     wait_file,
 )
@@ -122,3 +127,85 @@ def test_the_programs_environment_reaches_it_exactly_and_only_it(tmp_path: Path)
     proc.send_signal(signal.SIGTERM)
     code, err = finish(proc)
     assert code == -signal.SIGTERM, err
+
+
+# -- a stop request while planning ------------------------------------------------------------------------
+
+
+def _slow_activation(tmp_path: Path, seconds: float) -> tuple[Path, Path]:
+    """An env whose activate.d script marks that it runs, then takes ``seconds``; and that marker."""
+    activating = tmp_path / "activating"
+    env_dir = make_env(
+        tmp_path / "env",
+        scripts={"slow.sh": f"touch {activating}\nsleep {seconds}\nexport SLOW_DONE=1\n"},
+    )
+    return env_dir, activating
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_activation_ends_the_job_without_starting_the_program(tmp_path: Path, sig: int) -> None:
+    env_dir, activating = _slow_activation(tmp_path, 2)
+    started = tmp_path / "started"
+    command = launcher("--init", "auto", "--grace", "20", "-p", str(env_dir), "--workdir", str(tmp_path))
+    command += ["--ld-library-path", "off", "--", *prog("sleep", "30", str(started))]
+    proc = start(as_pid1(command), env=clean_env(tmp_path))
+    wait_file(activating)
+    sent = time.monotonic()
+    os.kill(child_of(proc.pid), sig)  # PID 1 of the namespace: the launcher, still planning
+    code, err = finish(proc, timeout=30)
+    assert code == 128 + sig, err
+    assert time.monotonic() - sent < 4.0  # the 2 s script, then at once
+    assert not started.exists(), "the program was started after the stop request"
+    assert f"{signal.Signals(sig).name} received before the program started: it was not started" in err
+    assert_clean(err)
+
+
+def test_a_stop_during_the_rank_table_wait_ends_it_at_once(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    env = clean_env(tmp_path, RANK_TABLE_FILE=str(tmp_path / "never"), MA_MOUNT_PATH=str(tmp_path))
+    command = launcher("--init", "auto", "--rank-table-timeout", "8", "--workdir", str(tmp_path))
+    command += ["--ld-library-path", "off", "--", *prog("sleep", "30", str(started))]
+    proc = start(as_pid1(command), env=env)
+    pid1 = child_of(proc.pid)
+    time.sleep(1.0)  # planning is done by now; the launcher polls for the table
+    assert b"launcher.run.supervise" not in Path(f"/proc/{pid1}/cmdline").read_bytes()  # still planning
+    sent = time.monotonic()
+    os.kill(pid1, signal.SIGTERM)
+    code, err = finish(proc, timeout=30)
+    assert code == 143, err
+    assert time.monotonic() - sent < 2.0
+    assert not started.exists()
+    assert "SIGTERM received before the program started" in err
+    assert_clean(err)
+
+
+def test_a_stop_while_planning_without_pid1_dies_of_it(tmp_path: Path) -> None:
+    """``--init always`` outside PID 1: the stop is kept the same way and the launcher dies of it, after the
+    activate.d script (not killed half-way) and without starting the program."""
+    env_dir, activating = _slow_activation(tmp_path, 1)
+    started = tmp_path / "started"
+    command = launcher("--init", "always", "-p", str(env_dir), "--workdir", str(tmp_path))
+    command += ["--ld-library-path", "off", "--", *prog("sleep", "30", str(started))]
+    proc = start(command, env=clean_env(tmp_path))
+    wait_file(activating)
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc, timeout=30)
+    assert code == -signal.SIGTERM, err
+    assert not started.exists()
+    assert_clean(err)
+
+
+def test_nohup_keeps_hangup_ignored(tmp_path: Path) -> None:
+    """A HUP ignored by the launcher's parent is not turned into a stop request, and stays ignored."""
+    nohup = require_tool("nohup")
+    env_dir, activating = _slow_activation(tmp_path, 1)
+    out = tmp_path / "sigign"
+    show = f"grep SigIgn /proc/self/status > {out}"
+    command = [nohup, *launcher("-q", "--init", "always", "-p", str(env_dir), "--workdir", str(tmp_path))]
+    command += ["--ld-library-path", "off", "--", "sh", "-c", show]
+    proc = start(command, env=clean_env(tmp_path), cwd=str(tmp_path))
+    wait_file(activating)
+    proc.send_signal(signal.SIGHUP)
+    code, err = finish(proc, timeout=30)
+    assert code == 0, err
+    assert int(out.read_text().split()[1], 16) & (1 << (signal.SIGHUP - 1))
