@@ -314,3 +314,32 @@ def test_comment_cannot_make_a_line_that_is_not_a_comment() -> None:
         lines = comment(text).split("\n")
         assert all(line.startswith("# ") and line.isprintable() for line in lines), lines
 
+
+def test_bake_into_a_directory_this_user_may_not_write_is_77(tmp_path: Path) -> None:
+    """As an unprivileged user (root writes anywhere): one error line, exit 77, nothing written."""
+    setpriv = need("setpriv")
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="ma-launch-ro-", dir="/tmp"))  # reachable by every user
+    try:
+        top.chmod(0o755)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "PYTHON"))}
+        env.update(PYTHONPATH=str(REPO), HOME=str(top))
+        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        result = subprocess.run(
+            [*as_nobody, *LAUNCH, "bake", "-o", str(top / "boot.sh"), "--workdir", "/tmp", "--", "true"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd="/tmp",
+            timeout=60,
+        )
+        assert result.returncode == 77, result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("ma-launch: error: cannot write")
+        assert "hint:" in result.stderr and result.stdout == ""
+        assert list(top.iterdir()) == []
+    finally:
+        shutil.rmtree(top)
