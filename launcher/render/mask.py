@@ -12,8 +12,8 @@ The rule:
 1. **Names.** A name is split into words at ``_``, ``-``, ``.`` and other separators and at camelCase
    boundaries (``AccessKeyId`` → ACCESS KEY ID, ``APIKey`` → API KEY), upper-cased. It is *secret* when one
    of its words is a secret word (:data:`SECRET_WORDS`: PASSWORD, PASSWD, PASS, PASSPHRASE, PWD, SECRET,
-   TOKEN, CREDENTIAL(S), CREDS, AUTH, AUTHORIZATION, APIKEY, ACCESSKEY, SECRETKEY, PRIVATEKEY, KEY, AK, SK,
-   SIGNATURE, COOKIE), or when a word ends in a long one run together (``dbpassword``, ``githubtoken``:
+   TOKEN, PAT, CREDENTIAL(S), CREDS, AUTH, AUTHORIZATION, APIKEY, ACCESSKEY, SECRETKEY, PRIVATEKEY, KEY, AK,
+   SK, SIGNATURE, COOKIE), or when a word ends in a long one run together (``dbpassword``, ``githubtoken``:
    :data:`SECRET_ENDINGS`) — unless its *last* word says the value is a path, a place, a size, a count or
    a switch (:data:`HARMLESS_LAST`: PATH, FILE, DIR, IP, HOST, PORT, URL, SIZE, COUNT, PARALLELISM,
    TIMEOUT, ENABLED, MODE…) or its *first* word says it is a number (MAX, MIN, NUM: ``MAX_TOKENS``).
@@ -48,7 +48,7 @@ MASK = "********"
 #: A name holding one of these words is secret.
 SECRET_WORDS = frozenset(
     (
-        "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "PWD", "SECRET", "SECRETS", "TOKEN", "CREDENTIAL",
+        "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "PWD", "SECRET", "SECRETS", "TOKEN", "PAT", "CREDENTIAL",
         "CREDENTIALS", "CREDS", "AUTH", "AUTHORIZATION", "APIKEY", "ACCESSKEY", "SECRETKEY", "PRIVATEKEY",
         "KEY", "AK", "SK", "SIGNATURE", "COOKIE",
     )

@@ -22,6 +22,7 @@ SECRET_NAMES = [
     "MYSQL_PWD",
     "HF_TOKEN",
     "GITHUB_TOKEN",
+    "GITHUB_PAT",
     "accessToken",
     "OAuthToken",
     "AWS_SECRET_ACCESS_KEY",
