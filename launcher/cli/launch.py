@@ -62,6 +62,10 @@ def launch(args: Sequence[str]) -> int:
     if parsed.flag("ld_report"):
         return ld_report(parsed)
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
+    if not (parsed.flag("dry_run") or parsed.flag("json")):
+        from launcher.run import stops
+
+        stops.hold(run.init)  # from here a stop request is kept for the supervisor, not lost
     plan = plan_for(values.request(parsed))
     if parsed.flag("dry_run") or parsed.flag("json"):
         return dry_run(_rank_table(plan, parsed, wait=False), parsed)
@@ -70,7 +74,7 @@ def launch(args: Sequence[str]) -> int:
     quiet = parsed.flag("quiet")
     if not quiet:
         from launcher.render.explain import explanation
-        from launcher.run.supervise import pid1_warnings
+        from launcher.run.pid1 import pid1_warnings
 
         late = pid1_warnings(run.init)
         if parsed.flag("msrun") and run.init == "never":
@@ -95,7 +99,7 @@ def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:
     if parsed.flag("json"):
         from launcher.render.planjson import plan_json
 
-        sys.stdout.write(plan_json(plan, shell=shell_name, line=line) + "\n")
+        sys.stdout.write(plan_json(plan, shell=shell_name, dialect=dialect) + "\n")  # its line is masked
     else:
         if not parsed.flag("quiet"):
             from launcher.render.explain import explanation
@@ -169,6 +173,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.plan import Change
+    from launcher.run import stops
     from launcher.run.ranktable import prepare_rank_table, rank_table_mode
 
     table = prepare_rank_table(
@@ -177,6 +182,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,
+        sleep=stops.wait,  # a stop request ends the wait
     )
     if table is None:
         return plan

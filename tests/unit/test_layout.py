@@ -3,8 +3,10 @@ inside functions included).
 
 - ``core``, ``ld``, ``modelarts`` and ``render`` decide and show; they never import ``run`` (the only code
   with side effects), ``cli``, ``image``, ``typer`` or ``subprocess``.
-- The supervisor runs for the whole job in a lean interpreter: it imports the standard library and the
-  error vocabulary (``launcher.errors``, itself standard library only) and nothing else.
+- The supervisor runs for the whole job in a lean interpreter: its modules (``run.supervise``,
+  ``run.proctree``, ``run.outcome``, ``run.handoff``) import the standard library, each other and the error
+  vocabulary (``launcher.errors``), and nothing else; ``launcher.errors`` imports the standard library and
+  the masking rule (``launcher.render.mask``), which imports nothing at all.
 - Nothing imports ``cli`` but ``python -m launcher``.
 """
 
@@ -60,18 +62,45 @@ def test_pure_layers_have_no_side_effect_imports(module: str) -> None:
     assert not bad, f"{module} imports {bad}"
 
 
-def test_supervisor_imports_only_the_standard_library() -> None:
-    allowed = ("launcher.errors",)
-    assert "launcher.errors.LaunchError" in imports_of(ALL["launcher.run.supervise"])
-    names = imports_of(ALL["launcher.run.supervise"])
-    bad = sorted(
+SUPERVISOR = (
+    "launcher.run.supervise",
+    "launcher.run.proctree",
+    "launcher.run.outcome",
+    "launcher.run.handoff",
+)
+
+
+def _outside(names: set[str], allowed: tuple[str, ...]) -> list[str]:
+    """The imported names that are neither standard library nor under one of ``allowed``."""
+    return sorted(
         n
         for n in names
         if n.split(".")[0] not in sys.stdlib_module_names and not any(under(n, a) for a in allowed)
     )
-    assert not bad, f"the supervisor imports {bad}"
-    errors = imports_of(ALL["launcher.errors"])
-    assert all(n.split(".")[0] in sys.stdlib_module_names for n in errors), errors
+
+
+@pytest.mark.parametrize("module", SUPERVISOR)
+def test_supervisor_imports_only_the_standard_library(module: str) -> None:
+    assert "launcher.errors.LaunchError" in imports_of(ALL["launcher.run.supervise"])
+    # ``from launcher.run import outcome`` also names the package, whose __init__ is empty.
+    assert ALL["launcher.run"].read_text() == ""
+    bad = _outside(imports_of(ALL[module]) - {"launcher.run"}, ("launcher.errors", *SUPERVISOR))
+    assert not bad, f"{module} (part of the supervisor) imports {bad}"
+
+
+def test_the_error_vocabulary_and_the_masking_rule_are_standard_library_only() -> None:
+    assert _outside(imports_of(ALL["launcher.errors"]), ("launcher.render.mask",)) == []
+    mask = imports_of(ALL["launcher.render.mask"])
+    assert mask <= {
+        "__future__",
+        "__future__.annotations",
+        "collections.abc",
+        "collections.abc.Iterable",
+        "collections.abc.Mapping",
+        "collections.abc.Sequence",
+        "typing",
+        "typing.Optional",
+    }, mask
 
 
 @pytest.mark.parametrize("module", sorted(ALL))
