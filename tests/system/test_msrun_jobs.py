@@ -23,6 +23,7 @@ import pytest
 from condakit import make_env, write_exe
 from launchkit import LAUNCH, clean_env
 from needs import missing, need, need_root
+from supervisekit import as_pid1, child_of
 
 TRAIN = """\
 import os, sys, time
@@ -154,10 +155,12 @@ def test_a_failing_worker_fails_the_job(tmp_path: Path) -> None:
 
 
 @contextmanager
-def running(job: Job, *script_args: str, grace: float) -> Iterator[subprocess.Popen[str]]:
-    """The job started with ``--hold``, once every worker has done its all-reduce; killed at the end."""
+def running(job: Job, *script_args: str, grace: float, pid1: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """The job started with ``--hold`` (as PID 1 of a new PID namespace with ``pid1``), once every worker
+    has done its all-reduce; killed at the end."""
+    argv = job.argv("--hold", *script_args, grace=grace)
     proc = subprocess.Popen(
-        job.argv("--hold", *script_args, grace=grace),
+        as_pid1(argv) if pid1 else argv,
         env=job.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -179,28 +182,32 @@ def running(job: Job, *script_args: str, grace: float) -> Iterator[subprocess.Po
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_ends_every_msrun_process_within_the_grace(tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sig", "pid1"), [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGTERM, True)]
+)
+def test_a_stop_ends_every_msrun_process_within_the_grace(
+    tmp_path: Path, sig: signal.Signals, pid1: bool
+) -> None:
     """msrun's workers run in sessions of their own (a TERM to msrun leaves them running) and msrun
-    exits 0 on SIGINT: under ma-launch every process ends within the grace and the status is the
-    signal's."""
-    job = Job(tmp_path, 29743 if sig == signal.SIGTERM else 29744, MA_NUM_GPUS="2")
+    exits 0 on SIGINT: under ma-launch (a child, or PID 1 as in a container) every process ends within
+    the grace and the status is the signal's."""
+    job = Job(tmp_path, {signal.SIGTERM: 29743, signal.SIGINT: 29744}[sig] + 3 * pid1, MA_NUM_GPUS="2")
     grace = 8.0
-    with running(job, grace=grace) as proc:
+    with running(job, grace=grace, pid1=pid1) as proc:
         assert len(job.processes()) >= 4  # ma-launch, msrun, the scheduler, two workers (and tails)
         start = time.monotonic()
-        proc.send_signal(sig)
+        os.kill(child_of(proc.pid) if pid1 else proc.pid, sig)
         _, err = proc.communicate(timeout=grace + 10)
         took = time.monotonic() - start
         left = job.processes()
     assert left == []
     assert took < grace + 2, err[-3000:]
-    assert proc.returncode == -sig, err[-3000:]
+    assert proc.returncode == (128 + sig if pid1 else -sig), err[-3000:]
     summary = [line for line in err.splitlines() if "program ended" in line]
     assert len(summary) == 1
     if sig == signal.SIGINT:
         assert "it exited 0 after SIGINT: ending with SIGINT's status, as a stopped job" in summary[0]
-    print(f"{sig.name}: every process gone after {took:.2f} s; {summary[0]}")
+    print(f"{sig.name}{' (PID 1)' if pid1 else ''}: every process gone after {took:.2f} s; {summary[0]}")
 
 
 # ---- two nodes: two network namespaces joined by a veth pair
