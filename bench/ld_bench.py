@@ -168,8 +168,9 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 from launcher.ld.analysis import analyze
+from launcher.run.ldstore import DiskStore
 t1 = time.perf_counter()
-r = analyze(sys.argv[2], sys.argv[3], {"PATH": "/usr/bin:/bin"}, cache_dir=sys.argv[4])
+r = analyze(sys.argv[2], sys.argv[3], {"PATH": "/usr/bin:/bin"}, store=DiskStore(sys.argv[4]))
 t2 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "analyze": t2 - t1, "objects": r.objects_scanned,
                   "cache": r.from_cache, "added": len(r.added), "unresolved": len(r.unresolved),
@@ -224,12 +225,13 @@ import json, os, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from launcher.core.build import Request, build_plan
 from launcher.run.activate import run_scripts_in_bash
+from launcher.run.ldstore import user_store
 prefix, env = sys.argv[2], {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": sys.argv[3]}
 def once(mode):
     command = (prefix + "/bin/python3", "-c", "pass")
     request = Request(command=command, prefix=prefix, workdir=prefix, ld_mode=mode)
     t = time.perf_counter()
-    build_plan(request, env, prefix, script_runner=run_scripts_in_bash)
+    build_plan(request, env, prefix, script_runner=run_scripts_in_bash, ld_store=user_store(env))
     return 1000 * (time.perf_counter() - t)
 t = time.perf_counter(); import launcher.ld.analysis; imp = 1000 * (time.perf_counter() - t)
 once("auto")

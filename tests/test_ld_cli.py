@@ -23,6 +23,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         PYTHONPATH=str(Path(__file__).resolve().parent.parent),
         MA_HOME=str(tmp_path),
         XDG_CACHE_HOME=str(tmp_path / "cache"),
+        HOME=str(tmp_path / "home"),
     )
     env.update(extra)
     return env

@@ -58,6 +58,7 @@ def _launch(args: list[str]) -> int:
     from launcher.cli import options
     from launcher.core.build import build_plan
     from launcher.run.activate import run_scripts_in_bash
+    from launcher.run.ldstore import user_store
 
     bake = bool(args) and args[0] == "bake"
     parsed = options.parse(args[1:] if bake else args, os.environ, options.BAKE_OPTIONS if bake else ())
@@ -73,7 +74,13 @@ def _launch(args: list[str]) -> int:
     verbose = parsed.flag("verbose") or parsed.flag("debug")
     if parsed.flag("ld_report"):
         return _ld_report(parsed)
-    plan = build_plan(_request(parsed), os.environ, _cwd(), script_runner=run_scripts_in_bash)
+    plan = build_plan(
+        _request(parsed),
+        os.environ,
+        _cwd(),
+        script_runner=run_scripts_in_bash,
+        ld_store=user_store(os.environ),
+    )
     dry_run = parsed.flag("dry_run") or parsed.flag("json") or bake
     plan = _rank_table(plan, parsed, wait=not dry_run, quiet=quiet)
     if bake:
@@ -133,6 +140,7 @@ def _ld_report(parsed: Parsed) -> int:
     from launcher.core.build import build_plan
     from launcher.ld.analysis import analyze, env_programs
     from launcher.run.activate import run_scripts_in_bash
+    from launcher.run.ldstore import user_store
 
     # Plan without LD changes (for the env, its activation and the program), then analyse the program
     # and every program in the env's bin/ as well: a report is for the whole env.
@@ -143,7 +151,13 @@ def _ld_report(parsed: Parsed) -> int:
     env = plan.choice.env
     if env is None:
         raise UsageError("--ld-report needs an env and none was found", hint="give -n ENV or -p PREFIX")
-    analysis = analyze(env.prefix, plan.program, plan.environ, extra_objects=env_programs(env.prefix))
+    analysis = analyze(
+        env.prefix,
+        plan.program,
+        plan.environ,
+        store=user_store(os.environ),
+        extra_objects=env_programs(env.prefix),
+    )
     if parsed.flag("json"):
         report = {
             "env": {"name": env.name, "prefix": env.prefix},
@@ -153,7 +167,8 @@ def _ld_report(parsed: Parsed) -> int:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
     lines = [f"env {env.name} ({env.prefix}); program {plan.program or plan.argv[0]}"]
-    lines += analysis.explain_lines()
+    lines += analysis.notes()
+    lines += [f"warning: {w}" for w in analysis.warnings()]
     if analysis.added:
         added = ":".join(analysis.directories)
         lines.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from launcher.core import activation, paths
 from launcher.core.activation import Change
@@ -27,6 +27,9 @@ from launcher.errors import (
 )
 from launcher.modelarts.distributed import DistEnv
 from launcher.modelarts.platform import LOCAL, Platform
+
+if TYPE_CHECKING:
+    from launcher.ld.store import LdStore
 
 DEFAULT_WORKDIR = "/home/ma-user"
 LD_MODES = ("auto", "prefix", "off")
@@ -266,11 +269,13 @@ def build_plan(
     cwd: str,
     *,
     script_runner: activation.ScriptRunner,
+    ld_store: Optional[LdStore] = None,
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
     Raises LaunchError for what leaves nothing to show (an unknown env, bad options); failures of the
-    command itself or of the working directory are recorded in ``problems`` instead.
+    command itself or of the working directory are recorded in ``problems`` instead. ``ld_store`` keeps
+    the LD analysis between launches (``None``: no cache).
     """
     if not request.command and request.shell_line is None:
         raise UsageError("no command given", hint="usage: ma-launch [OPTIONS] [--] COMMAND [ARGS...]")
@@ -345,7 +350,7 @@ def build_plan(
     if exec_problem:
         problems.append(exec_problem)
     is_python = looks_like_python(program, argv[0])
-    ld = _apply_ld(request.ld_mode, env.prefix if env else None, program, environ, builder)
+    ld = _apply_ld(request.ld_mode, env.prefix if env else None, program, environ, builder, ld_store)
     decisions.extend(ld.reasons)
     warnings.extend(ld.warnings)
     if request.line_buffered:
@@ -372,12 +377,17 @@ def build_plan(
 
 
 def _apply_ld(
-    mode: str, prefix: Optional[str], program: Optional[str], base: Mapping[str, str], builder: _EnvBuilder
+    mode: str,
+    prefix: Optional[str],
+    program: Optional[str],
+    base: Mapping[str, str],
+    builder: _EnvBuilder,
+    store: Optional[LdStore],
 ) -> LdDecision:
     """Change LD_LIBRARY_PATH for ``mode``; keep the original value in MA_LAUNCH_ORIG_LD_LIBRARY_PATH.
 
     ``auto`` adds exactly the env directories that provide what the loader would not find (see
-    :mod:`launcher.ld.analysis`; side effect: its cache under ~/.cache/ma-launch).
+    :mod:`launcher.ld.analysis`; its work is kept in ``store``).
     """
     if mode == "off":
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (--ld-library-path off)",))
@@ -385,15 +395,15 @@ def _apply_ld(
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (no env)",))
     if mode == "auto":
         from launcher.ld.analysis import analyze
+        from launcher.ld.store import NullStore
 
-        analysis = analyze(prefix, program, builder.env)
-        lines = analysis.explain_lines()
+        analysis = analyze(prefix, program, builder.env, store=store or NullStore())
         _prepend_ld(analysis.directories, base, builder, "--ld-library-path auto")
         return LdDecision(
             mode,
             added=tuple(analysis.directories),
-            reasons=tuple(line for line in lines if not line.startswith("warning: ")),
-            warnings=tuple(line[len("warning: ") :] for line in lines if line.startswith("warning: ")),
+            reasons=tuple(analysis.notes()),
+            warnings=tuple(analysis.warnings()),
             analysis=analysis.to_json(),
         )
     added = (os.path.join(prefix, "lib"),)

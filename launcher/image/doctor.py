@@ -602,16 +602,15 @@ def check_ld(ctx: Context, env: FoundEnv) -> Check:
     """Sonames the env's programs and libraries need that nothing provides."""
     cid = f"ld:{env.prefix}"
     host_prefix = ctx.host(env.prefix)
-    import tempfile
-
     from launcher.ld.analysis import analyze, env_programs
+    from launcher.ld.store import NullStore
 
     missing: dict[str, list[str]] = {}
     details: dict[str, object] = {"env": env.name, "prefix": env.prefix}
-    with tempfile.TemporaryDirectory(prefix="ma-launch-doctor-") as cache:  # leave no cache behind
-        analysis = analyze(
-            host_prefix, None, _ld_environ(ctx), cache_dir=cache, extra_objects=env_programs(host_prefix)
-        )
+    # No cache: doctor leaves nothing behind.
+    analysis = analyze(
+        host_prefix, None, _ld_environ(ctx), store=NullStore(), extra_objects=env_programs(host_prefix)
+    )
     image_dirs = [ctx.host(d) for d in (*SYSTEM_LIB_DIRS, *_ld_conf_dirs(ctx))] if not ctx.live else []
     for item in analysis.unresolved:
         if any(os.path.exists(os.path.join(d, item.soname)) for d in image_dirs):

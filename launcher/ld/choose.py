@@ -1,0 +1,58 @@
+"""Deciding on the facts a :class:`launcher.ld.link.Linker` gathered: which env directories to prepend,
+and what stays unresolved.
+
+Each missing soname gets the env directory holding a copy (of the needer's class and machine, with the
+versions it requires, under that file name: the loader searches ``LD_LIBRARY_PATH`` by file name), one
+already chosen if it holds one, else the first in order (``prefix/lib``, ``prefix/lib64``, then by name).
+The choice is then checked as the loader will see it, with the chosen directories in front of
+``LD_LIBRARY_PATH``: a fix that an earlier directory shadows, or that a needer's RPATH overrides, stays
+unresolved.
+"""
+
+from __future__ import annotations
+
+from launcher.ld.link import lib_order
+from launcher.ld.result import AddedDir, LdAnalysis, Unresolved
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from launcher.ld.link import Linker
+
+
+def decide(facts: Linker) -> LdAnalysis:
+    """The analysis for a linked env."""
+    chosen = _choose(facts)
+    _check(facts, chosen)
+    order = lib_order(facts.prefix)
+    added = tuple(AddedDir(d, tuple(sorted(chosen[d]))) for d in sorted(chosen, key=order))
+    items = tuple(
+        Unresolved(name, tuple(sorted(needers)), versions)
+        for (name, versions), needers in sorted(facts.unresolved.items())
+    )
+    return LdAnalysis(added, items, len(facts.visited), False)
+
+
+def _choose(facts: Linker) -> dict[str, list[tuple[str, str]]]:
+    """Directory -> (soname, needer) it provides."""
+    chosen: dict[str, list[tuple[str, str]]] = {}
+    for name, needer, versions in sorted(facts.missing):
+        candidates = facts.env_copies(name, facts.nodes[needer].info.arch_key, versions)
+        if not candidates:
+            facts.unresolved.setdefault((name, versions), set()).add(needer)
+            continue
+        pick = next((d for d in chosen if d in candidates), candidates[0])
+        provides = chosen.setdefault(pick, [])
+        if all(s != name for s, _n in provides):
+            provides.append((name, needer))
+    return chosen
+
+
+def _check(facts: Linker, chosen: dict[str, list[tuple[str, str]]]) -> None:
+    """Search again with the chosen directories first; what the loader still misses stays unresolved."""
+    new_path = [*sorted(chosen, key=lib_order(facts.prefix)), *facts.ld_path]
+    for name, needer, versions in sorted(facts.missing):
+        if needer in facts.unresolved.get((name, versions), ()):
+            continue
+        found = facts.res.find(name, facts.nodes[needer], facts.contexts[needer], new_path)
+        if found is None or not found.info.defines_versions(versions):
+            facts.unresolved.setdefault((name, versions), set()).add(needer)

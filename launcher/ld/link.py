@@ -1,0 +1,201 @@
+"""Linking the env as the loader would, to find what it would miss.
+
+The objects are linked as if loaded once, by the first object found to need them (the loader's chain of
+RPATHs follows that). The program and the env's Python start chains of their own; extension modules are
+loaded by the env's Python; a library nothing pulls in is judged as loaded by the env's Python too (that is
+what loads almost everything in an env; conda's python carries RPATH ``$ORIGIN/../lib``). A soname the
+loader would not find, or find without a version the needer requires, is *missing*
+(:mod:`launcher.ld.choose` picks the env directories that provide it).
+
+Not modelled: ``glibc-hwcaps`` subdirectories, ``LD_PRELOAD``, the reuse of an already loaded soname.
+"""
+
+from __future__ import annotations
+
+import os
+
+from launcher.ld.search import Node, Resolver
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Optional
+
+    from launcher.ld.elfinfo import ElfInfo
+    from launcher.ld.search import DirTable, SearchDirs
+
+    #: (soname, needer path, required versions)
+    Need = tuple[str, str, tuple[str, ...]]
+
+_PY_DIRS = ("/site-packages/", "/dist-packages/", "/lib-dynload/")
+
+
+class Roots:
+    """What the analysis starts from: the program, the env's Python (which loads extension modules), and
+    other programs to check as programs of their own (the env's ``bin/``, for ``--ld-report``)."""
+
+    __slots__ = ("main", "others", "python")
+
+    def __init__(self, main: Optional[str], python: Optional[str], others: Sequence[str] = ()) -> None:
+        self.main = main
+        self.python = python
+        self.others = tuple(others)
+
+
+def is_extension(path: str) -> bool:
+    """Whether ``path`` is a Python extension module (Python loads it with ``dlopen``)."""
+    if not any(marker in path for marker in _PY_DIRS):
+        return False
+    name = path.rsplit("/", 1)[-1]
+    return not name.startswith("lib") or ".cpython-" in name or ".abi3." in name
+
+
+def lib_order(prefix: str) -> Callable[[str], tuple[int, str]]:
+    """Sort key for chosen directories: ``prefix/lib``, ``prefix/lib64``, then by name."""
+    first = (os.path.join(prefix, "lib"), os.path.join(prefix, "lib64"))
+
+    def key(directory: str) -> tuple[int, str]:
+        return (first.index(directory) if directory in first else len(first), directory)
+
+    return key
+
+
+class Linker:
+    """One analysis run over the env's ``table`` (directory -> file name -> (path, parsed object)).
+    Call :meth:`link` once."""
+
+    def __init__(self, prefix: str, table: DirTable, ld_path: Sequence[str], roots: Roots) -> None:
+        self.prefix = prefix
+        self.ld_path = list(ld_path)
+        self.res = Resolver(table)
+        self.roots = roots
+        self.nodes: dict[str, Node] = {}
+        self.main: Optional[Node] = None
+        self.python: Optional[Node] = None
+        self.queue: list[Node] = []
+        self.standalone: list[Node] = []
+        self.visited: set[str] = set()
+        self.contexts: dict[str, SearchDirs] = {}
+        self.missing: list[Need] = []
+        # (soname, versions) -> needers: found only through an RPATH (LD_LIBRARY_PATH cannot help), or
+        # provided by nothing
+        self.unresolved: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        self._by_name: Optional[dict[str, list[tuple[str, ElfInfo]]]] = None
+
+    def link(self, env_libs: Iterable[str]) -> Linker:
+        """Link the roots, then ``env_libs`` (the env's libraries, by path); returns ``self``, whose
+        attributes are then the facts :func:`launcher.ld.choose.decide` decides on."""
+        self._add_roots()
+        self._add_env_libs(env_libs)
+        self._traverse()
+        return self
+
+    # ----------------------------------------------------------------------------------------------
+    # The objects
+
+    def _node(self, path: str, *, is_main: bool, origin: Optional[str] = None) -> Optional[Node]:
+        node = self.nodes.get(path)
+        if node is None:
+            info = self.res.info_of(path)
+            if info is None:
+                return None
+            node = self.nodes[path] = Node(path, info, origin or os.path.dirname(path), is_main=is_main)
+        return node
+
+    def _add_roots(self) -> None:
+        """The program and the env's Python (each a chain of its own), then the other programs."""
+        for path in (self.roots.main, self.roots.python):
+            if path:
+                node = self._node(path, is_main=True, origin=os.path.dirname(os.path.realpath(path)))
+                if node is not None:
+                    self.queue.append(node)
+        self.main = self.nodes.get(self.roots.main or "")
+        self.python = self.nodes.get(self.roots.python or "")
+        for path in self.roots.others:
+            info = self.res.info_of(path)
+            node = self._node(path, is_main=info is not None and info.interp is not None)
+            if node is not None:
+                self.queue.append(node)
+
+    def _add_env_libs(self, env_libs: Iterable[str]) -> None:
+        """The env's libraries: extension modules are loaded by the env's Python; the rest is checked on
+        its own after everything the roots pull in."""
+        for path in env_libs:
+            if path in self.nodes:
+                continue
+            node = self._node(path, is_main=False)
+            if node is None:
+                continue
+            if is_extension(path):
+                node.loader = self.python
+                self.queue.append(node)
+            else:
+                self.standalone.append(node)
+
+    # ----------------------------------------------------------------------------------------------
+    # Linking
+
+    def _next(self, index: int) -> Optional[Node]:
+        """The object to link next: the queue first, then the first standalone library not linked yet."""
+        if index < len(self.queue):
+            return self.queue[index]
+        while self.standalone:
+            node = self.standalone.pop(0)
+            if node.path not in self.visited:
+                if node.loader is None and self.python is not None and any(m in node.path for m in _PY_DIRS):
+                    node.loader = self.python
+                self.queue.append(node)
+                return node
+        return None
+
+    def _traverse(self) -> None:
+        index = 0
+        while True:
+            node = self._next(index)
+            if node is None:
+                return
+            index += 1
+            if node.path in self.visited:
+                continue
+            self.visited.add(node.path)
+            root = node.root()
+            dirs = self.res.search_dirs(node, root if root.is_main else (self.python or self.main))
+            self.contexts[node.path] = dirs
+            for name in node.info.needed:
+                if "/" not in name:
+                    self._link(node, name, dirs)
+
+    def _link(self, node: Node, name: str, dirs: SearchDirs) -> None:
+        """Find one ``DT_NEEDED`` entry of ``node``; queue what it loads, record what goes wrong."""
+        versions = node.info.versions_needed_from(name)
+        found = self.res.find(name, node, dirs, self.ld_path)
+        if found is not None and found.info.defines_versions(versions):
+            child = self.nodes.get(found.path)
+            if (
+                child is not None
+                and child.path not in self.visited
+                and child.loader is None
+                and not child.is_main
+            ):
+                child.loader = node
+                self.queue.append(child)
+            return
+        if found is not None and found.stage == "rpath":
+            self.unresolved.setdefault((name, versions), set()).add(node.path)
+        else:
+            self.missing.append((name, node.path, versions))
+
+    def env_copies(self, name: str, arch: tuple[int, bool, int], versions: tuple[str, ...]) -> list[str]:
+        """The env directories holding ``name`` for a needer of ``arch`` requiring ``versions``, in order."""
+        if self._by_name is None:
+            self._by_name = {}
+            for directory, files in self.res.env_dirs.items():
+                for file_name, (_path, info) in files.items():
+                    if info is not None:
+                        self._by_name.setdefault(file_name, []).append((directory, info))
+        copies = (
+            d
+            for d, info in self._by_name.get(name, ())
+            if info.arch_key == arch and info.defines_versions(versions)
+        )
+        return sorted(copies, key=lib_order(self.prefix))

@@ -1,0 +1,211 @@
+"""Walking the env: its directories and the files the loader could load (``*.so``, ``*.so.*``), each with
+a signature, reusing an earlier walk where it is valid.
+
+A directory whose signature (mtime, inode, ctime) is unchanged keeps its listing: installers (conda, pip)
+create, rename or delete files, which changes the directory, so checking a walk costs one ``stat`` per
+directory. A subtree without any such file is kept as one *pruned* record for its top directory: a later
+walk re-lists it only when that directory's own signature changed (installers replace package
+directories, which changes the parent), so checking does not stat the thousands of pure-Python
+directories of a large env. The candidate files of a walked directory are statted every time, so a
+library rewritten in place in an unchanged directory is noticed too.
+"""
+
+from __future__ import annotations
+
+import os
+from stat import S_ISREG
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Optional
+
+    Sig = list[int]
+
+# Top-level env directories that never hold loadable libraries (or hold other envs: base's envs/, pkgs/).
+_SKIP_TOP = frozenset(
+    {"bin", "sbin", "conda-meta", "include", "share", "man", "pkgs", "envs", "ssl", "etc", "var", "doc"}
+    | {"docs", "conda-bld", "mkspecs", "compiler_compat", "shell", "condabin"}
+)
+_SKIP_ANY = frozenset({"__pycache__", ".git", ".hg", ".svn"})
+_SKIP_SUFFIXES = (".dist-info", ".egg-info")
+_KEEP_EMPTY = ("site-packages", "dist-packages")
+_MAX_DEPTH = 40
+
+
+def is_candidate(name: str) -> bool:
+    """Whether the loader could load a file of this name when asked for it (a shared object's name)."""
+    return name.endswith(".so") or ".so." in name
+
+
+def dir_sig(st: os.stat_result) -> Sig:
+    """A directory's signature: (mtime, inode, ctime)."""
+    return [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def file_sig(st: os.stat_result) -> Sig:
+    """A file's signature: (size, mtime, ctime)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class DirRec:
+    """One walked directory: its signature, subdirectories, candidate files, the in-env targets of the
+    candidates that are symlinks (``""`` for a target outside the env), and whether it stands for a
+    pruned subtree."""
+
+    __slots__ = ("libs", "links", "pruned", "sig", "subdirs")
+
+    def __init__(
+        self, sig: Sig, subdirs: list[str], libs: list[str], links: dict[str, str], pruned: bool = False
+    ) -> None:
+        self.sig, self.subdirs, self.libs, self.links, self.pruned = sig, subdirs, libs, links, pruned
+
+    def to_list(self) -> list[object]:
+        return [self.sig, self.subdirs, self.libs, self.links, self.pruned]
+
+    @classmethod
+    def from_list(cls, data: object) -> Optional[DirRec]:
+        """The record, or ``None`` when ``data`` is not what :meth:`to_list` makes."""
+        if not isinstance(data, list) or len(data) != 5:
+            return None
+        sig, subdirs, libs, links, pruned = data
+        if not (_ints(sig) and _strs(subdirs) and _strs(libs) and isinstance(pruned, bool)):
+            return None
+        if not isinstance(links, dict) or not all(isinstance(v, str) for v in links.values()):
+            return None
+        return cls(sig, subdirs, libs, links, pruned)
+
+
+def _ints(value: object) -> bool:
+    return isinstance(value, list) and all(type(i) is int for i in value)
+
+
+def _strs(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(i, str) for i in value)
+
+
+class Walk:
+    """The env's directories (``dirs``: relative path -> :class:`DirRec`) and candidate files (``files``:
+    relative path -> signature), reusing ``old`` (an earlier walk's records) where valid. ``changed``
+    says whether any directory was listed again or the set of directories differs from ``old``."""
+
+    def __init__(self, prefix: str, old: Optional[Mapping[str, DirRec]] = None) -> None:
+        self.prefix = prefix
+        self.dirs: dict[str, DirRec] = {}
+        self.files: dict[str, Sig] = {}
+        self.changed = False
+        self._old: Mapping[str, DirRec] = old or {}
+        self._visit("", prefix, 0)
+        self.changed = self.changed or self.dirs.keys() != self._old.keys()
+
+    def _visit(self, rel: str, path: str, depth: int) -> bool:
+        """Walk one directory (and below); whether the subtree holds a candidate file."""
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return False
+        sig = dir_sig(st)
+        prev = self._old.get(rel)
+        if prev is not None and prev.sig == sig and prev.pruned:
+            self.dirs[rel] = prev
+            return False
+        if prev is not None and prev.sig == sig:
+            rec = DirRec(sig, prev.subdirs, prev.libs, prev.links)
+        else:
+            self.changed = True
+            rec = _list_dir(path, rel)
+            rec.sig = sig
+        base = rel + "/" if rel else ""
+        has = self._stat_files(path, base, rec)
+        if depth < _MAX_DEPTH:
+            for name in rec.subdirs:
+                if self._visit(base + name, path + "/" + name, depth + 1):
+                    has = True
+        if not has and depth > 2 and not rel.endswith(_KEEP_EMPTY):
+            for name in rec.subdirs:
+                self.dirs.pop(base + name, None)
+            rec = DirRec(sig, [], [], {}, True)
+        self.dirs[rel] = rec
+        return has
+
+    def _stat_files(self, path: str, base: str, rec: DirRec) -> bool:
+        """Record the signatures of the directory's candidate files; drop those that are not regular files
+        (dangling links, loops, no permission). Whether any is left."""
+        libs: list[str] = []
+        for name in rec.libs:
+            st = _stat(path + "/" + name)
+            if st is not None and S_ISREG(st.st_mode):
+                self.files[base + name] = file_sig(st)
+                libs.append(name)
+        rec.libs = libs
+        return bool(libs)
+
+    def doc_dirs(self) -> dict[str, object]:
+        """The directories in the form a stored document holds them."""
+        return {rel: rec.to_list() for rel, rec in self.dirs.items()}
+
+
+def _stat(path: str) -> Optional[os.stat_result]:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _list_dir(path: str, rel: str) -> DirRec:
+    """List one directory: subdirectories to walk and candidate files (with in-env symlink targets)."""
+    subdirs: list[str] = []
+    libs: list[str] = []
+    links: dict[str, str] = {}
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        skip = (
+                            name in _SKIP_ANY
+                            or name.endswith(_SKIP_SUFFIXES)
+                            or (not rel and name in _SKIP_TOP)
+                        )
+                        if not skip:
+                            subdirs.append(name)
+                    elif is_candidate(name):
+                        libs.append(name)
+                        if entry.is_symlink():
+                            links[name] = _link_target(path, name, rel)
+                except OSError:
+                    continue
+    except (OSError, ValueError):
+        pass
+    subdirs.sort()
+    libs.sort()
+    return DirRec([], subdirs, libs, links)
+
+
+def _link_target(path: str, name: str, rel: str) -> str:
+    """The target of the symlink ``name``, relative to the env, when it is a relative link that stays
+    inside the env; ``""`` otherwise (then the link counts as a file of its own)."""
+    try:
+        target = os.readlink(path + "/" + name)
+    except (OSError, ValueError):
+        return ""
+    if target.startswith("/"):
+        return ""
+    joined = os.path.normpath(os.path.join(rel, target))
+    return "" if joined == ".." or joined.startswith("../") else joined
+
+
+def unchanged(prefix: str, sigs: Mapping[str, object]) -> bool:
+    """Do all directories of an earlier walk still have their signatures? (One ``stat`` each.)"""
+    if not sigs:
+        return False
+    stat = os.stat
+    for rel, sig in sigs.items():
+        try:
+            st = stat(prefix + "/" + rel if rel else prefix)
+        except (OSError, ValueError, TypeError):
+            return False
+        if sig != dir_sig(st):
+            return False
+    return True
