@@ -91,13 +91,42 @@ def test_shadowing_library_with_nothing_missing_adds_nothing(env: Path, tmp_path
     assert result.stdout.strip() == "/opt/x"
 
 
-def test_unresolvable_soname_warns_and_goes_on(env: Path, tmp_path: Path) -> None:
-    fake_cuda = build_lib(f"{tmp_path}/elsewhere/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
-    needer = build_lib(f"{env}/lib/libuses_cuda.so", "libuses_cuda.so", calls=["cuInit"], needs=[fake_cuda])
+def test_unresolved_sonames_quiet_by_default(env: Path, tmp_path: Path) -> None:
+    gone = tmp_path / "elsewhere"
+    fake_cuda = build_lib(f"{gone}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    ghost = build_lib(f"{gone}/libghost.so.1", "libghost.so.1", exports=["boo"])
+    plugin_dep = build_lib(f"{gone}/libmlx5.so.1", "libmlx5.so.1", exports=["mlx"])
+    build_lib(f"{env}/lib/libuses_cuda.so", "libuses_cuda.so", calls=["cuInit"], needs=[fake_cuda])
+    plugin = build_lib(f"{env}/lib/libplugin.so", "libplugin.so", calls=["mlx"], needs=[plugin_dep])
+    build_exe(f"{env}/bin/app", calls=["boo"], needs=[ghost])
+    for child in gone.iterdir():
+        child.unlink()
+
     result = launch(tmp_path, "-p", str(env), "--", "echo", "ran")
     assert result.returncode == 0 and result.stdout == "ran\n"
-    warning = [line for line in result.stderr.splitlines() if "libcuda.so.1" in line]
-    assert warning and warning[0].startswith("ma-launch: warning:") and needer in warning[0]
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if line.startswith("ma-launch: warning:")]
+    assert (
+        "ma-launch: LD_LIBRARY_PATH: libcuda.so.1 is not in the env: "
+        "provided by the driver the platform mounts" in lines
+    )
+    summary = [line for line in lines if "may never load" in line]
+    assert summary == [
+        "ma-launch: LD_LIBRARY_PATH: 1 soname needed only by libraries the program may never load is found "
+        "nowhere (libmlx5.so.1; -v or --ld-report lists them)"
+    ]
+    assert "libuses_cuda" not in result.stderr and plugin not in result.stderr
+
+    # -v names the optional soname and its needer; the program itself needing one is a warning.
+    verbose = launch(tmp_path, "-v", "-p", str(env), "--", "echo", "ran")
+    assert any("libmlx5.so.1" in line and plugin in line for line in verbose.stderr.splitlines())
+    own = launch(tmp_path, "-p", str(env), "--", "app")
+    warnings = [line for line in own.stderr.splitlines() if line.startswith("ma-launch: warning:")]
+    assert warnings == [
+        f"ma-launch: warning: libghost.so.1 is not found by the loader and not provided by the env "
+        f"(needed by {env}/bin/app); the launch continues"
+    ]
+    assert own.returncode == 127 and "libghost.so.1: cannot open shared object file" in own.stderr
 
 
 def test_ld_report(env: Path, tmp_path: Path) -> None:

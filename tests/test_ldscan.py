@@ -178,18 +178,24 @@ def test_symbol_version_missing_in_the_library_found_today(
 
 def test_unresolvable_soname_is_a_warning(env: str, cache: DiskStore, tmp_path: os.PathLike[str]) -> None:
     ghost_dir = os.path.join(str(tmp_path), "gone")
-    ghost = build_lib(f"{ghost_dir}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
-    app = build_exe(f"{env}/bin/app", calls=["cuInit"], needs=[ghost])
+    ghost = build_lib(f"{ghost_dir}/libghost.so.1", "libghost.so.1", exports=["boo"])
+    cuda = build_lib(f"{ghost_dir}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    app = build_exe(f"{env}/bin/app", calls=["boo", "cuInit"], needs=[ghost, cuda])
     shutil.rmtree(ghost_dir)
 
     result = analyze(env, app, CLEAN, store=cache)
 
     assert result.added == ()
-    assert result.unresolved == (Unresolved("libcuda.so.1", (app,)),)
-    (warning,) = result.warnings()
-    assert warning.startswith("libcuda.so.1 is not found") and app in warning and "driver" in warning
-    assert warning.endswith("the launch continues")
-    assert not any("libcuda" in line for line in result.notes())
+    assert result.unresolved == (Unresolved("libcuda.so.1", (app,)), Unresolved("libghost.so.1", (app,)))
+    assert result.warnings() == [
+        f"libghost.so.1 is not found by the loader and not provided by the env (needed by {app}); "
+        "the launch continues"
+    ]
+    assert result.notes()[-1] == (
+        "LD_LIBRARY_PATH: libcuda.so.1 is not in the env: provided by the driver the platform mounts"
+    )
+    failed = run([app], None)
+    assert failed.returncode != 0 and "libghost.so.1" in failed.stderr
 
 
 def test_provider_must_match_the_needer_architecture(env: str, cache: DiskStore) -> None:
@@ -376,7 +382,7 @@ def test_analysis_json_round_trip() -> None:
     assert LdAnalysis.from_json(json.loads(json.dumps(a.to_json()))) == a
     nothing = LdAnalysis((), (), 7, True)
     assert nothing.notes() == ["LD_LIBRARY_PATH: nothing the env provides is missing (7 objects checked)"]
-    assert nothing.warnings() == []
+    assert nothing.warnings() == [] and nothing.details() == []
 
 
 def test_system_ld_so_cache_is_parsed() -> None:
@@ -416,3 +422,81 @@ def test_objects_scanned_counts_program_and_env_objects(env: str, cache: DiskSto
     app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
     result = analyze(env, app, CLEAN, store=cache, extra_objects=[app])
     assert result.objects_scanned == 2
+
+
+def test_quiet_policy_each_soname_once_certain_or_optional(
+    env: str, cache: DiskStore, tmp_path: os.PathLike[str]
+) -> None:
+    gone = os.path.join(str(tmp_path), "gone")
+    mlx_v1 = build_lib(f"{gone}/v1/libmlx5.so.1", "libmlx5.so.1", exports=["m1"], version_script=MLX_V1)
+    mlx_v2 = build_lib(f"{gone}/v2/libmlx5.so.1", "libmlx5.so.1", exports=["m2"], version_script=MLX_V2)
+    ghost = build_lib(f"{gone}/libghost.so.1", "libghost.so.1", exports=["boo"])
+    sp = site(env)
+    # Two optional plugins needing libmlx5.so.1 with different versions: one soname, not two.
+    build_lib(
+        f"{sp}/nvidia/cufile/lib/libcufile_rdma.so.1", "libcufile_rdma.so.1", calls=["m1"], needs=[mlx_v1]
+    )
+    build_lib(f"{env}/lib/libucx_ib.so.0", "libucx_ib.so.0", calls=["m2"], needs=[mlx_v2])
+    # An importable extension module pulls in a library that needs libghost: certain.
+    inner = build_lib(
+        f"{sp}/pkg/lib/libinner.so.1", "libinner.so.1", exports=["inner"], calls=["boo"], needs=[ghost]
+    )
+    build_pyext(f"{sp}/pkg", "_core", calls=["inner"], needs=[inner], rpath="$ORIGIN/lib")
+    # The same extension module where Python cannot import it (a directory that is no package name).
+    build_pyext(f"{sp}/not-a-package", "_core", calls=["inner"], needs=[inner], rpath="$ORIGIN/../pkg/lib")
+    shutil.rmtree(gone)
+
+    result = analyze(env, sys.executable, CLEAN, store=cache)
+
+    by_name = {u.soname: u for u in result.unresolved}
+    assert sorted(by_name) == ["libghost.so.1", "libmlx5.so.1"]
+    assert by_name["libghost.so.1"].certain and not by_name["libmlx5.so.1"].certain
+    assert by_name["libmlx5.so.1"].needers == (
+        f"{env}/lib/libucx_ib.so.0",
+        f"{sp}/nvidia/cufile/lib/libcufile_rdma.so.1",
+    )
+    assert by_name["libmlx5.so.1"].versions == ()  # no copy anywhere: no version talk
+    assert result.warnings() == [
+        "libghost.so.1 is not found by the loader and not provided by the env "
+        f"(needed by {sp}/pkg/lib/libinner.so.1); the launch continues"
+    ]
+    summary = [line for line in result.notes() if "may never load" in line]
+    assert summary == [
+        "LD_LIBRARY_PATH: 1 soname needed only by libraries the program may never load is found nowhere "
+        "(libmlx5.so.1; -v or --ld-report lists them)"
+    ]
+    assert result.details() == [
+        "LD_LIBRARY_PATH: libmlx5.so.1 is not found by the loader and not provided by the env "
+        f"(needed by {env}/lib/libucx_ib.so.0 and 1 more, which the program may never load)"
+    ]
+    assert sum("libmlx5" in line for line in result.report()) == 1
+
+
+MLX_V1 = "MLX5_1.0 { global: m1; local: *; };\n"
+MLX_V2 = "MLX5_1.0 { global: m1; local: *; };\nMLX5_1.1 { global: m2; } MLX5_1.0;\n"
+
+
+def test_a_version_named_after_its_file_is_not_worded_twice(
+    env: str, cache: DiskStore, tmp_path: os.PathLike[str]
+) -> None:
+    # NVIDIA's libraries name their version node after the file: libcublas.so.12 needs "libcublas.so.12".
+    newer = os.path.join(str(tmp_path), "newer")
+    script = "libnv.so.12 { global: nv_new; local: *; };\n"
+    build_lib(f"{newer}/libnv.so.12", "libnv.so.12", exports=["nv_new"], version_script=script)
+    app = build_exe(f"{env}/bin/app", calls=["nv_new"], needs=[f"{newer}/libnv.so.12"])
+    older = os.path.join(str(tmp_path), "older")
+    build_lib(
+        f"{older}/libnv.so.12",
+        "libnv.so.12",
+        exports=["nv_old"],
+        version_script="OLD { global: nv_old; local: *; };\n",
+    )
+    result = analyze(env, app, {**CLEAN, "LD_LIBRARY_PATH": older}, store=cache)
+    assert result.unresolved == (Unresolved("libnv.so.12", (app,), ("libnv.so.12",)),)
+    (warning,) = result.warnings()
+    assert (
+        warning.startswith("libnv.so.12 is found only in another version")
+        and "version libnv.so.12" not in warning
+    )
+    failed = run([app], [older])
+    assert failed.returncode != 0 and "libnv.so.12" in failed.stderr

@@ -167,8 +167,7 @@ def _ld_report(parsed: Parsed) -> int:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
     lines = [f"env {env.name} ({env.prefix}); program {plan.program or plan.argv[0]}"]
-    lines += analysis.notes()
-    lines += [f"warning: {w}" for w in analysis.warnings()]
+    lines += analysis.report()
     if analysis.added:
         added = ":".join(analysis.directories)
         lines.append(

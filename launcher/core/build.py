@@ -68,6 +68,7 @@ class LdDecision:
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     analysis: Optional[Mapping[str, object]] = None
+    details: tuple[str, ...] = ()  # what ``-v`` adds to the reasons
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,7 @@ def _apply_ld(
             reasons=tuple(analysis.notes()),
             warnings=tuple(analysis.warnings()),
             analysis=analysis.to_json(),
+            details=tuple(analysis.details()),
         )
     added = (os.path.join(prefix, "lib"),)
     reason = f"LD_LIBRARY_PATH: {added[0]} first (--ld-library-path prefix, the documented fix)"

@@ -12,7 +12,6 @@ elsewhere they read the owner and mode bits.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from typing import Callable, Optional
 
 from launcher.errors import NotFoundError, UsageError
 from launcher.ld.elf import read_shebang
+from launcher.ld.sonames import is_driver_soname
 from launcher.modelarts.facts import CONDA_ROOTS as DEFAULT_ROOTS
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -581,13 +581,6 @@ def check_default_env(ctx: Context, roots: Sequence[str]) -> Check:
 
 
 # ---------------------------------------------------------------- shared libraries
-
-DRIVER_PATTERNS = ("libcuda.so*", "libnvidia-*")
-
-
-def is_driver_soname(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, p) for p in DRIVER_PATTERNS)
-
 
 def _ld_environ(ctx: Context) -> dict[str, str]:
     environ = dict(ctx.environ)

@@ -6,7 +6,7 @@ versions it requires, under that file name: the loader searches ``LD_LIBRARY_PAT
 already chosen if it holds one, else the first in order (``prefix/lib``, ``prefix/lib64``, then by name).
 The choice is then checked as the loader will see it, with the chosen directories in front of
 ``LD_LIBRARY_PATH``: a fix that an earlier directory shadows, or that a needer's RPATH overrides, stays
-unresolved.
+unresolved. An unresolved soname is *certain* when an object the program certainly loads needs it.
 """
 
 from __future__ import annotations
@@ -23,11 +23,17 @@ def decide(facts: Linker) -> LdAnalysis:
     """The analysis for a linked env."""
     chosen = _choose(facts)
     _check(facts, chosen)
+    certain = _certain(facts)
     order = lib_order(facts.prefix)
     added = tuple(AddedDir(d, tuple(sorted(chosen[d]))) for d in sorted(chosen, key=order))
     items = tuple(
-        Unresolved(name, tuple(sorted(needers)), versions)
-        for (name, versions), needers in sorted(facts.unresolved.items())
+        Unresolved(
+            name,
+            tuple(sorted(needers)),
+            tuple(sorted(facts.lacking.get(name, ()))),
+            any(n in certain for n in needers),
+        )
+        for name, needers in sorted(facts.unresolved.items())
     )
     return LdAnalysis(added, items, len(facts.visited), False)
 
@@ -38,7 +44,7 @@ def _choose(facts: Linker) -> dict[str, list[tuple[str, str]]]:
     for name, needer, versions in sorted(facts.missing):
         candidates = facts.env_copies(name, facts.nodes[needer].info.arch_key, versions)
         if not candidates:
-            facts.unresolved.setdefault((name, versions), set()).add(needer)
+            facts.unresolved.setdefault(name, set()).add(needer)
             continue
         pick = next((d for d in chosen if d in candidates), candidates[0])
         provides = chosen.setdefault(pick, [])
@@ -50,9 +56,24 @@ def _choose(facts: Linker) -> dict[str, list[tuple[str, str]]]:
 def _check(facts: Linker, chosen: dict[str, list[tuple[str, str]]]) -> None:
     """Search again with the chosen directories first; what the loader still misses stays unresolved."""
     new_path = [*sorted(chosen, key=lib_order(facts.prefix)), *facts.ld_path]
+    provided = {name for provides in chosen.values() for name, _n in provides}
     for name, needer, versions in sorted(facts.missing):
-        if needer in facts.unresolved.get((name, versions), ()):
+        if name not in provided:
             continue
         found = facts.res.find(name, facts.nodes[needer], facts.contexts[needer], new_path)
         if found is None or not found.info.defines_versions(versions):
-            facts.unresolved.setdefault((name, versions), set()).add(needer)
+            facts.unresolved.setdefault(name, set()).add(needer)
+        else:
+            facts.edges.setdefault(needer, set()).add(found.path)
+
+
+def _certain(facts: Linker) -> set[str]:
+    """Every object the program certainly loads: the certain roots and what they load, transitively."""
+    seen: set[str] = set()
+    todo = list(facts.certain_roots)
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen.add(path)
+            todo.extend(facts.edges.get(path, ()))
+    return seen

@@ -5,7 +5,10 @@ RPATHs follows that). The program and the env's Python start chains of their own
 loaded by the env's Python; a library nothing pulls in is judged as loaded by the env's Python too (that is
 what loads almost everything in an env; conda's python carries RPATH ``$ORIGIN/../lib``). A soname the
 loader would not find, or find without a version the needer requires, is *missing*
-(:mod:`launcher.ld.choose` picks the env directories that provide it).
+(:mod:`launcher.ld.choose` picks the env directories that provide it). The edges of what was found are
+kept, so that what the program certainly loads can be told from what it may never load: the program, the
+env's Python, the extension modules it can import (every directory between ``site-packages`` and the
+module is a package name), and their ``DT_NEEDED`` closure.
 
 Not modelled: ``glibc-hwcaps`` subdirectories, ``LD_PRELOAD``, the reuse of an already loaded soname.
 """
@@ -42,12 +45,19 @@ class Roots:
         self.others = tuple(others)
 
 
-def is_extension(path: str) -> bool:
-    """Whether ``path`` is a Python extension module (Python loads it with ``dlopen``)."""
-    if not any(marker in path for marker in _PY_DIRS):
-        return False
-    name = path.rsplit("/", 1)[-1]
-    return not name.startswith("lib") or ".cpython-" in name or ".abi3." in name
+def extension_kind(path: str) -> tuple[bool, bool]:
+    """(is a Python extension module - Python loads it with ``dlopen`` -, is importable: every directory
+    between ``site-packages`` and it is a package name)."""
+    for marker in _PY_DIRS:
+        at = path.rfind(marker)
+        if at < 0:
+            continue
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith("lib") and ".cpython-" not in name and ".abi3." not in name:
+            return False, False
+        packages = path[at + len(marker) :].split("/")[:-1]
+        return True, all(p.isidentifier() for p in packages)
+    return False, False
 
 
 def lib_order(prefix: str) -> Callable[[str], tuple[int, str]]:
@@ -72,14 +82,18 @@ class Linker:
         self.nodes: dict[str, Node] = {}
         self.main: Optional[Node] = None
         self.python: Optional[Node] = None
+        self.certain_roots: list[str] = []
         self.queue: list[Node] = []
         self.standalone: list[Node] = []
         self.visited: set[str] = set()
         self.contexts: dict[str, SearchDirs] = {}
+        self.edges: dict[str, set[str]] = {}  # needer -> what it loads
         self.missing: list[Need] = []
-        # (soname, versions) -> needers: found only through an RPATH (LD_LIBRARY_PATH cannot help), or
-        # provided by nothing
-        self.unresolved: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        # soname -> needers it stays unresolved for: found only through an RPATH (LD_LIBRARY_PATH cannot
+        # help) or provided by nothing
+        self.unresolved: dict[str, set[str]] = {}
+        # soname -> versions required of it that the copies found lack
+        self.lacking: dict[str, set[str]] = {}
         self._by_name: Optional[dict[str, list[tuple[str, ElfInfo]]]] = None
 
     def link(self, env_libs: Iterable[str]) -> Linker:
@@ -109,6 +123,7 @@ class Linker:
                 node = self._node(path, is_main=True, origin=os.path.dirname(os.path.realpath(path)))
                 if node is not None:
                     self.queue.append(node)
+                    self.certain_roots.append(path)
         self.main = self.nodes.get(self.roots.main or "")
         self.python = self.nodes.get(self.roots.python or "")
         for path in self.roots.others:
@@ -126,9 +141,12 @@ class Linker:
             node = self._node(path, is_main=False)
             if node is None:
                 continue
-            if is_extension(path):
+            is_ext, importable = extension_kind(path)
+            if is_ext:
                 node.loader = self.python
                 self.queue.append(node)
+                if importable:
+                    self.certain_roots.append(path)
             else:
                 self.standalone.append(node)
 
@@ -170,6 +188,7 @@ class Linker:
         versions = node.info.versions_needed_from(name)
         found = self.res.find(name, node, dirs, self.ld_path)
         if found is not None and found.info.defines_versions(versions):
+            self.edges.setdefault(node.path, set()).add(found.path)
             child = self.nodes.get(found.path)
             if (
                 child is not None
@@ -180,8 +199,10 @@ class Linker:
                 child.loader = node
                 self.queue.append(child)
             return
+        if found is not None or self.env_copies(name, node.info.arch_key, ()):
+            self.lacking.setdefault(name, set()).update(versions)
         if found is not None and found.stage == "rpath":
-            self.unresolved.setdefault((name, versions), set()).add(node.path)
+            self.unresolved.setdefault(name, set()).add(node.path)
         else:
             self.missing.append((name, node.path, versions))
 

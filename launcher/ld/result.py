@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         soname: str
         needers: list[str]
         versions: list[str]
+        certain: bool
 
     class AnalysisDoc(TypedDict):
         added: list[AddedDoc]
@@ -37,14 +38,21 @@ class AddedDir(Record):
 
 
 class Unresolved(Record):
-    """A soname the loader would not find (or not in the required ``versions``) and the env lacks."""
+    """A soname the loader would not find and the env does not provide, once however many objects need
+    it. ``versions``: the versions required of it that the copies found lack (empty when there is no copy
+    at all). ``certain``: an object the program certainly loads needs it (the program, the env's Python,
+    an importable extension module, or a library one of them needs); else only libraries the program may
+    never load do (plugins, transports, tests)."""
 
-    __slots__ = ("needers", "soname", "versions")
+    __slots__ = ("certain", "needers", "soname", "versions")
 
-    def __init__(self, soname: str, needers: tuple[str, ...], versions: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, soname: str, needers: tuple[str, ...], versions: tuple[str, ...] = (), certain: bool = True
+    ) -> None:
         self.soname = soname
         self.needers = needers
         self.versions = versions
+        self.certain = certain
 
 
 class LdAnalysis(Record):
@@ -76,11 +84,24 @@ class LdAnalysis(Record):
 
         return notes(self)
 
+    def details(self) -> list[str]:
+        """What ``-v`` adds to :meth:`notes`: every soname and library the notes only count."""
+        from launcher.ld.wording import details
+
+        return details(self)
+
     def warnings(self) -> list[str]:
-        """One warning per unresolved soname."""
+        """One warning per soname that an object the program certainly loads needs and nothing provides
+        (the driver's libraries aside)."""
         from launcher.ld.wording import warnings
 
         return warnings(self)
+
+    def report(self) -> list[str]:
+        """Everything, for ``--ld-report``."""
+        from launcher.ld.wording import report_lines
+
+        return report_lines(self)
 
     def to_json(self) -> AnalysisDoc:
         """A JSON-shaped dict; :meth:`from_json` reverses it."""
@@ -89,7 +110,12 @@ class LdAnalysis(Record):
                 {"directory": a.directory, "provides": [list(p) for p in a.provides]} for a in self.added
             ],
             "unresolved": [
-                {"soname": u.soname, "needers": list(u.needers), "versions": list(u.versions)}
+                {
+                    "soname": u.soname,
+                    "needers": list(u.needers),
+                    "versions": list(u.versions),
+                    "certain": u.certain,
+                }
                 for u in self.unresolved
             ],
             "objects_scanned": self.objects_scanned,
@@ -136,4 +162,8 @@ def _added(value: object) -> AddedDir:
 def _unresolved(value: object) -> Unresolved:
     if not isinstance(value, dict) or not isinstance(value.get("soname"), str):
         raise ValueError("not an unresolved soname")
-    return Unresolved(str(value["soname"]), _strs(value.get("needers")), _strs(value.get("versions")))
+    certain = value.get("certain")
+    if not isinstance(certain, bool):
+        raise ValueError("not an unresolved soname")
+    needers, versions = _strs(value.get("needers")), _strs(value.get("versions"))
+    return Unresolved(str(value["soname"]), needers, versions, certain)

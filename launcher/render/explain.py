@@ -33,6 +33,7 @@ def explanation(plan: LaunchPlan, *, every_variable: bool) -> list[str]:
     """Lines (without the ``ma-launch:`` prefix) that say what the launch does and why."""
     lines = list(plan.decisions)
     if every_variable:
+        lines += plan.ld.details
         for name, value in plan.net_set():
             lines.append(f"set {name}={shown(name, value)}  ({plan.source_of(name)})")
         for name in plan.net_unset():
