@@ -149,3 +149,51 @@ def test_unwritable_cache_never_breaks_a_launch(env: Path, tmp_path: Path) -> No
     (tmp_path / "notadir").write_text("")
     result = launch(tmp_path, "-q", "-p", str(env), "--", "app", XDG_CACHE_HOME=str(tmp_path / "notadir"))
     assert result.returncode == 0, result.stderr
+
+
+def wheel_with_runpath(env: Path) -> tuple[str, str]:
+    """A package whose library finds its dependency through RUNPATH $ORIGIN/../dep (as pip wheels do),
+    loaded by an importable extension module; returns (site-packages, the dependency's directory)."""
+    site = f"{env}/lib/{PYVER}/site-packages"
+    dep = build_lib(f"{site}/pkg/dep/libdep.so.1", "libdep.so.1", exports=["dep_one", "dep_new"])
+    wrap = build_lib(
+        f"{site}/pkg/lib/libwrap.so.1",
+        "libwrap.so.1",
+        exports=["wrap"],
+        calls=["dep_new"],
+        needs=[dep],
+        runpath="$ORIGIN/../dep",
+    )
+    build_pyext(f"{site}/pkg", "_core", calls=["wrap"], needs=[wrap], runpath="$ORIGIN/lib")
+    Path(site, "pkg", "__init__.py").write_text("from pkg._core import *\n")
+    return site, f"{site}/pkg/dep"
+
+
+def test_inherited_ld_library_path_no_longer_shadows_the_env_copy(env: Path, tmp_path: Path) -> None:
+    site, dep_dir = wheel_with_runpath(env)
+    # The platform's directory holds an older copy of the same soname, without the symbol.
+    cuda = tmp_path / "usr-local-cuda" / "lib64"
+    build_lib(f"{cuda}/libdep.so.1", "libdep.so.1", exports=["dep_one"])
+    extra = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parent.parent}", "LD_LIBRARY_PATH": str(cuda)}
+    code = "import os, pkg; print(os.environ['LD_LIBRARY_PATH'])"
+    off = launch(
+        tmp_path, "-q", "--ld-library-path", "off", "-p", str(env), "--", "python", "-c", code, **extra
+    )
+    assert off.returncode != 0 and "undefined symbol: dep_new" in off.stderr
+
+    auto = launch(tmp_path, "-p", str(env), "--", "python", "-c", code, **extra)
+    assert auto.returncode == 0, auto.stderr
+    assert auto.stdout.strip() == f"{dep_dir}:{cuda}"
+    assert (
+        f"ma-launch: LD_LIBRARY_PATH: prepend {dep_dir} - it comes before {cuda} "
+        "(inherited LD_LIBRARY_PATH), whose libdep.so.1 would otherwise replace the env's own"
+    ) in auto.stderr.splitlines()
+    report = json.loads(launch(tmp_path, "--ld-report", "--json", "-p", str(env), **extra).stdout)
+    assert report["added"][0]["overrides"] == [
+        ["libdep.so.1", f"{site}/pkg/lib/libwrap.so.1", f"{cuda}/libdep.so.1"]
+    ]
+
+    # Without the outside copy there is nothing to fix, and nothing is added.
+    (cuda / "libdep.so.1").unlink()
+    quiet = launch(tmp_path, "-q", "-p", str(env), "--", "python", "-c", code, **extra)
+    assert quiet.returncode == 0 and quiet.stdout.strip() == str(cuda)

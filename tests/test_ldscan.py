@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from elfkit import build_exe, build_lib, build_pyext, make_elf, require_tool, run
+from elfkit import build_exe, build_lib, build_pyext, ext_suffix, make_elf, require_tool, run
 
 from launcher.ld.analysis import AddedDir, LdAnalysis, Unresolved, analyze
 from launcher.ld.ldsocache import parse_ld_so_cache
@@ -500,3 +500,37 @@ def test_a_version_named_after_its_file_is_not_worded_twice(
     )
     failed = run([app], [older])
     assert failed.returncode != 0 and "libnv.so.12" in failed.stderr
+
+
+def test_an_outside_copy_of_what_the_env_provides_is_put_behind_the_env(
+    env: str, cache: DiskStore, tmp_path: os.PathLike[str]
+) -> None:
+    sp = site(env)
+    # No search path at all: the env's copy is found only through LD_LIBRARY_PATH (what auto adds).
+    ours = build_lib(f"{sp}/nvidia/blas/lib/libblas9.so.1", "libblas9.so.1", exports=["b1", "b2"])
+    build_pyext(f"{sp}/ort", "_provider", calls=["b2"], needs=[ours])
+    outside = os.path.join(str(tmp_path), "cuda", "lib64")
+    build_lib(f"{outside}/libblas9.so.1", "libblas9.so.1", exports=["b1"])
+    # A program of the system that needs a library the env also has is not the env's business.
+    build_lib(f"{env}/lib/libtool9.so.1", "libtool9.so.1", exports=["t"])
+    theirs = build_lib(f"{outside}/libtool9.so.1", "libtool9.so.1", exports=["t"])
+    sysprog = build_exe(os.path.join(str(tmp_path), "sysbin", "tool"), calls=["t"], needs=[theirs])
+
+    result = analyze(env, sys.executable, {**CLEAN, "LD_LIBRARY_PATH": outside}, store=cache)
+
+    assert result.added == (
+        AddedDir(
+            f"{sp}/nvidia/blas/lib",
+            (),
+            (("libblas9.so.1", f"{sp}/ort/_provider{ext_suffix()}", f"{outside}/libblas9.so.1"),),
+        ),
+    )
+    code = "import ort._provider"
+    ok = run([sys.executable, "-c", code], [*result.directories, outside], PYTHONPATH=sp)
+    assert ok.returncode == 0, ok.stderr
+    bad = run([sys.executable, "-c", code], [outside], PYTHONPATH=sp)
+    assert bad.returncode != 0 and "undefined symbol: b2" in bad.stderr
+    assert (
+        analyze(env, sysprog, {**CLEAN, "LD_LIBRARY_PATH": outside}, store=cache).directories
+        == result.directories
+    )

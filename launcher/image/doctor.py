@@ -582,6 +582,7 @@ def check_default_env(ctx: Context, roots: Sequence[str]) -> Check:
 
 # ---------------------------------------------------------------- shared libraries
 
+
 def _ld_environ(ctx: Context) -> dict[str, str]:
     environ = dict(ctx.environ)
     if not ctx.live and environ.get("LD_LIBRARY_PATH"):

@@ -1,14 +1,19 @@
-"""Linking the env as the loader would, to find what it would miss.
+"""Linking the env as the loader would, to find what it would miss and what an ``LD_LIBRARY_PATH`` entry
+outside the env would put in place of the env's own copy.
 
 The objects are linked as if loaded once, by the first object found to need them (the loader's chain of
 RPATHs follows that). The program and the env's Python start chains of their own; extension modules are
 loaded by the env's Python; a library nothing pulls in is judged as loaded by the env's Python too (that is
 what loads almost everything in an env; conda's python carries RPATH ``$ORIGIN/../lib``). A soname the
 loader would not find, or find without a version the needer requires, is *missing*
-(:mod:`launcher.ld.choose` picks the env directories that provide it). The edges of what was found are
-kept, so that what the program certainly loads can be told from what it may never load: the program, the
-env's Python, the extension modules it can import (every directory between ``site-packages`` and the
-module is a package name), and their ``DT_NEEDED`` closure.
+(:mod:`launcher.ld.choose` picks the env directories that provide it). A soname that an env object would
+load from an ``LD_LIBRARY_PATH`` entry outside the env (the platform's ``/usr/local/cuda/lib64``...)
+although its own RUNPATH, or else the env, holds a copy is *overridden*: ``LD_LIBRARY_PATH`` outranks
+``DT_RUNPATH``, so a system cuDNN of another minor version replaces the wheel's.
+
+The edges of what was found are kept, so that what the program certainly loads can be told from what it
+may never load: the program, the env's Python, the extension modules it can import (every directory
+between ``site-packages`` and the module is a package name), and their ``DT_NEEDED`` closure.
 
 Not modelled: ``glibc-hwcaps`` subdirectories, ``LD_PRELOAD``, the reuse of an already loaded soname.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from launcher.ld.search import Node, Resolver
+from launcher.ld.search import Node, Resolver, inside
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from launcher.ld.elfinfo import ElfInfo
-    from launcher.ld.search import DirTable, SearchDirs
+    from launcher.ld.search import DirTable, Found, SearchDirs
 
     #: (soname, needer path, required versions)
     Need = tuple[str, str, tuple[str, ...]]
@@ -94,6 +99,9 @@ class Linker:
         self.unresolved: dict[str, set[str]] = {}
         # soname -> versions required of it that the copies found lack
         self.lacking: dict[str, set[str]] = {}
+        # (soname, env needer, the copy outside the env it would load, the needer's RUNPATH directory
+        # holding its own copy or None)
+        self.outside: list[tuple[str, str, str, Optional[str]]] = []
         self._by_name: Optional[dict[str, list[tuple[str, ElfInfo]]]] = None
 
     def link(self, env_libs: Iterable[str]) -> Linker:
@@ -198,6 +206,8 @@ class Linker:
             ):
                 child.loader = node
                 self.queue.append(child)
+            if found.stage == "ld_library_path" and self._is_outside(node, found):
+                self._check_outside(node, name, versions, dirs, found)
             return
         if found is not None or self.env_copies(name, node.info.arch_key, ()):
             self.lacking.setdefault(name, set()).update(versions)
@@ -205,6 +215,24 @@ class Linker:
             self.unresolved.setdefault(name, set()).add(node.path)
         else:
             self.missing.append((name, node.path, versions))
+
+    def _is_outside(self, node: Node, found: Found) -> bool:
+        """An env object given a copy from an ``LD_LIBRARY_PATH`` entry outside the env."""
+        return inside(node.path, self.prefix) and not inside(found.directory, self.prefix)
+
+    def _check_outside(
+        self, node: Node, name: str, versions: tuple[str, ...], dirs: SearchDirs, found: Found
+    ) -> None:
+        """Record an override when the needer's RUNPATH, or else the env, holds a copy of its own."""
+        arch = node.info.arch_key
+        own: Optional[str] = None
+        for directory in dirs[1]:
+            hit = self.res.in_dir(directory, name, arch) if inside(directory, self.prefix) else None
+            if hit is not None and hit[1].defines_versions(versions):
+                own = directory
+                break
+        if own is not None or self.env_copies(name, arch, versions):
+            self.outside.append((name, node.path, found.path, own))
 
     def env_copies(self, name: str, arch: tuple[int, bool, int], versions: tuple[str, ...]) -> list[str]:
         """The env directories holding ``name`` for a needer of ``arch`` requiring ``versions``, in order."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     class AddedDoc(TypedDict):
         directory: str
         provides: list[list[str]]
+        overrides: list[list[str]]
 
     class UnresolvedDoc(TypedDict):
         soname: str
@@ -28,13 +29,21 @@ if TYPE_CHECKING:
 
 
 class AddedDir(Record):
-    """A directory to prepend, with (soname, one object that needed it) for each soname it provides."""
+    """A directory to prepend. ``provides``: (soname, one object that needs it) for each soname the loader
+    would miss; ``overrides``: (soname, an env object that needs it, the copy outside the env that
+    ``LD_LIBRARY_PATH`` would give it instead of the env's)."""
 
-    __slots__ = ("directory", "provides")
+    __slots__ = ("directory", "overrides", "provides")
 
-    def __init__(self, directory: str, provides: tuple[tuple[str, str], ...]) -> None:
+    def __init__(
+        self,
+        directory: str,
+        provides: tuple[tuple[str, str], ...],
+        overrides: tuple[tuple[str, str, str], ...] = (),
+    ) -> None:
         self.directory = directory
         self.provides = provides
+        self.overrides = overrides
 
 
 class Unresolved(Record):
@@ -107,7 +116,12 @@ class LdAnalysis(Record):
         """A JSON-shaped dict; :meth:`from_json` reverses it."""
         return {
             "added": [
-                {"directory": a.directory, "provides": [list(p) for p in a.provides]} for a in self.added
+                {
+                    "directory": a.directory,
+                    "provides": [list(p) for p in a.provides],
+                    "overrides": [list(o) for o in a.overrides],
+                }
+                for a in self.added
             ],
             "unresolved": [
                 {
@@ -153,10 +167,17 @@ def _pair(value: object) -> tuple[str, str]:
     return a, b
 
 
+def _triple(value: object) -> tuple[str, str, str]:
+    a, b, c = _strs(value, 3)
+    return a, b, c
+
+
 def _added(value: object) -> AddedDir:
     if not isinstance(value, dict) or not isinstance(value.get("directory"), str):
         raise ValueError("not an added directory")
-    return AddedDir(str(value["directory"]), tuple(_pair(p) for p in _list(value.get("provides"))))
+    provides = tuple(_pair(p) for p in _list(value.get("provides")))
+    overrides = tuple(_triple(o) for o in _list(value.get("overrides")))
+    return AddedDir(str(value["directory"]), provides, overrides)
 
 
 def _unresolved(value: object) -> Unresolved:

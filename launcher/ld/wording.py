@@ -34,9 +34,19 @@ def _needed_by(needers: Sequence[str]) -> str:
 
 
 def added_line(added: AddedDir) -> str:
-    """Why a directory is prepended: what it provides, and to which object."""
-    why = "; ".join(f"{s} (needed by {n})" for s, n in added.provides)
-    return f"{_PREFIX}prepend {added.directory} - it provides {why}"
+    """Why a directory is prepended: what it provides, and which outside copies it comes before."""
+    parts = []
+    if added.provides:
+        parts.append("it provides " + "; ".join(f"{s} (needed by {n})" for s, n in added.provides))
+    by_outside: dict[str, list[str]] = {}
+    for soname, _needer, outside in added.overrides:
+        by_outside.setdefault(outside.rsplit("/", 1)[0], []).append(soname)
+    for outside_dir, sonames in by_outside.items():
+        parts.append(
+            f"it comes before {outside_dir} (inherited LD_LIBRARY_PATH), whose {', '.join(sonames)} "
+            f"would otherwise replace the env's own"
+        )
+    return f"{_PREFIX}prepend {added.directory} - {'; '.join(parts)}"
 
 
 def _what(item: Unresolved) -> str:
