@@ -534,3 +534,45 @@ def test_an_outside_copy_of_what_the_env_provides_is_put_behind_the_env(
         analyze(env, sysprog, {**CLEAN, "LD_LIBRARY_PATH": outside}, store=cache).directories
         == result.directories
     )
+
+
+def _system_program_with_needs() -> tuple[str, str, list[str]]:
+    """(a system program, its loader, the sonames it needs besides libc), or a skip."""
+    from launcher.ld.elf import read_elf
+
+    for program in ("/bin/bash", "/usr/bin/bash", "/bin/ls", "/usr/bin/ls"):
+        info = read_elf(program) if os.path.exists(program) else None
+        needs = [n for n in info.needed if not n.startswith(("libc.so", "ld-linux"))] if info else []
+        if info is not None and info.interp and needs:
+            return program, info.interp, needs
+    pytest.skip("no system program with libraries besides libc")
+
+
+def test_added_directory_names_the_system_libraries_it_shadows(
+    env: str, cache: DiskStore, tmp_path: os.PathLike[str]
+) -> None:
+    program, loader, needs = _system_program_with_needs()
+    with open("/etc/ld.so.cache", "rb") as f:
+        system = sorted(n for n in parse_ld_so_cache(f.read()) if n.startswith("lib") and ".so." in n)
+    names = sorted({*needs, *[n for n in system if n not in needs][:5]})
+    for name in names:
+        build_lib(f"{env}/lib/{name}", name, exports=[f"fake_{abs(hash(name))}"])
+    lib = build_lib(f"{env}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{env}/bin/app", calls=["foo"], needs=[lib])
+
+    result = analyze(env, app, CLEAN, store=cache)
+
+    (added,) = result.added
+    assert added.directory == f"{env}/lib" and added.shadows == tuple(names)
+    notes = result.notes()
+    assert notes[1] == (
+        f"LD_LIBRARY_PATH: {env}/lib also shadows the system's {', '.join(names[:3])} "
+        f"and {len(names) - 3} more for every program of the job (-v or ma-launch --ld-report lists them all)"
+    )
+    every = ", ".join(names)
+    full = f"LD_LIBRARY_PATH: {env}/lib also shadows the system's {every} for every program of the job"
+    assert result.details() == [full] and full in result.report()
+    # The loader is the judge: a system program now loads the env's copy.
+    listed = run([loader, "--list", program], list(result.directories)).stdout
+    assert f"{env}/lib/{needs[0]}" in listed
+    assert f"{env}/lib/{needs[0]}" not in run([loader, "--list", program], None).stdout

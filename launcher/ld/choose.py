@@ -10,13 +10,18 @@ and what stays unresolved.
   ``LD_LIBRARY_PATH``: a fix that an earlier directory shadows, or that a needer's RPATH overrides, stays
   unresolved; an override that does not take effect is dropped.
 * An unresolved soname is *certain* when an object the program certainly loads needs it.
+* Each chosen directory is told what it shadows: the sonames in it that the system provides as well
+  (``ld.so.cache``, the default directories, ``LD_LIBRARY_PATH`` entries outside the env), which every
+  program of the job then loads from the env.
 """
 
 from __future__ import annotations
 
+import os
+
 from launcher.ld.link import lib_order
 from launcher.ld.result import AddedDir, LdAnalysis, Unresolved
-from launcher.ld.search import inside
+from launcher.ld.search import inside, system_lib_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,9 +45,10 @@ def decide(facts: Linker) -> LdAnalysis:
     _check(facts, chosen)
     certain = _certain(facts)
     order = lib_order(facts.prefix)
+    system = _system_names(facts) if chosen else set()
     added = tuple(
-        AddedDir(d, tuple(sorted(chosen[d].provides)), tuple(sorted(chosen[d].overrides)))
-        for d in sorted(chosen, key=order)
+        AddedDir(d, tuple(sorted(c.provides)), tuple(sorted(c.overrides)), _shadows(facts, d, c, system))
+        for d, c in sorted(chosen.items(), key=lambda item: order(item[0]))
     )
     items = tuple(
         Unresolved(
@@ -112,3 +118,25 @@ def _certain(facts: Linker) -> set[str]:
             seen.add(path)
             todo.extend(facts.edges.get(path, ()))
     return seen
+
+
+def _system_names(facts: Linker) -> set[str]:
+    """The sonames the system provides: ``ld.so.cache``, the default directories and the
+    ``LD_LIBRARY_PATH`` entries outside the env."""
+    names = set(facts.res.ld_cache())
+    for directory in [*system_lib_dirs(), *(p for p in facts.ld_path if not inside(p, facts.prefix))]:
+        try:
+            names.update(n for n in os.listdir(directory) if ".so." in n)
+        except OSError:
+            continue
+    return names
+
+
+def _shadows(facts: Linker, directory: str, chosen: Chosen, system: set[str]) -> tuple[str, ...]:
+    """The ELF objects in ``directory`` whose names the system provides as well (but those it overrides:
+    that is what it is for)."""
+    skip = {o[0] for o in chosen.overrides}
+    table = facts.res.env_dirs.get(directory, {})
+    return tuple(
+        sorted(n for n, (_p, info) in table.items() if info is not None and n in system and n not in skip)
+    )

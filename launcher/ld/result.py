@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         directory: str
         provides: list[list[str]]
         overrides: list[list[str]]
+        shadows: list[str]
 
     class UnresolvedDoc(TypedDict):
         soname: str
@@ -31,19 +32,22 @@ if TYPE_CHECKING:
 class AddedDir(Record):
     """A directory to prepend. ``provides``: (soname, one object that needs it) for each soname the loader
     would miss; ``overrides``: (soname, an env object that needs it, the copy outside the env that
-    ``LD_LIBRARY_PATH`` would give it instead of the env's)."""
+    ``LD_LIBRARY_PATH`` would give it instead of the env's); ``shadows``: the other sonames in it that the
+    system provides too, which every program of the job (``ssh``, ``tmux``, ``sh``) then loads from it."""
 
-    __slots__ = ("directory", "overrides", "provides")
+    __slots__ = ("directory", "overrides", "provides", "shadows")
 
     def __init__(
         self,
         directory: str,
         provides: tuple[tuple[str, str], ...],
         overrides: tuple[tuple[str, str, str], ...] = (),
+        shadows: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.provides = provides
         self.overrides = overrides
+        self.shadows = shadows
 
 
 class Unresolved(Record):
@@ -120,6 +124,7 @@ class LdAnalysis(Record):
                     "directory": a.directory,
                     "provides": [list(p) for p in a.provides],
                     "overrides": [list(o) for o in a.overrides],
+                    "shadows": list(a.shadows),
                 }
                 for a in self.added
             ],
@@ -177,7 +182,7 @@ def _added(value: object) -> AddedDir:
         raise ValueError("not an added directory")
     provides = tuple(_pair(p) for p in _list(value.get("provides")))
     overrides = tuple(_triple(o) for o in _list(value.get("overrides")))
-    return AddedDir(str(value["directory"]), provides, overrides)
+    return AddedDir(str(value["directory"]), provides, overrides, _strs(value.get("shadows")))
 
 
 def _unresolved(value: object) -> Unresolved:

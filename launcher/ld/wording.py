@@ -49,6 +49,15 @@ def added_line(added: AddedDir) -> str:
     return f"{_PREFIX}prepend {added.directory} - {'; '.join(parts)}"
 
 
+def shadows_line(added: AddedDir, *, every: bool) -> str:
+    """The system libraries a prepended directory shadows for every program of the job."""
+    listed = _names(added.shadows, 0 if every else _SHOWN)
+    cut = not every and len(added.shadows) > _SHOWN + 1
+    more = " (-v or ma-launch --ld-report lists them all)" if cut else ""
+    what = "also shadows the system's"
+    return f"{_PREFIX}{added.directory} {what} {listed} for every program of the job{more}"
+
+
 def _what(item: Unresolved) -> str:
     if not item.versions:
         return f"{item.soname} is not found by the loader and not provided by the env"
@@ -73,14 +82,18 @@ def _optional(analysis: LdAnalysis) -> list[Unresolved]:
 
 
 def notes(analysis: LdAnalysis, *, full: bool = False) -> list[str]:
-    """The decision lines: each prepended directory, the driver's libraries, and one summary line for the
-    unresolved sonames no certainly loaded object needs (``full``: one line each instead)."""
+    """The decision lines: each prepended directory and the system libraries it shadows, the driver's
+    libraries, and one summary line for the unresolved sonames no certainly loaded object needs
+    (``full``: every shadowed library, and one line per such soname instead of the summary)."""
     lines: list[str] = []
     if not analysis.added:
         count = analysis.objects_scanned
         plural = "" if count == 1 else "s"
         lines.append(f"{_PREFIX}nothing the env provides is missing ({count} object{plural} checked)")
-    lines += [added_line(added) for added in analysis.added]
+    for added in analysis.added:
+        lines.append(added_line(added))
+        if added.shadows:
+            lines.append(shadows_line(added, every=full))
     drivers = [u.soname for u in analysis.unresolved if is_driver_soname(u.soname)]
     if drivers:
         verb = "is" if len(drivers) == 1 else "are"
@@ -101,8 +114,10 @@ def notes(analysis: LdAnalysis, *, full: bool = False) -> list[str]:
 
 
 def details(analysis: LdAnalysis) -> list[str]:
-    """What ``-v`` adds to :func:`notes`: one line per unresolved soname the summary line only counts."""
-    return [_optional_line(u) for u in _optional(analysis)]
+    """What ``-v`` adds to :func:`notes`: every shadowed library of each directory whose list was cut,
+    and one line per unresolved soname the summary line only counts."""
+    lines = [shadows_line(a, every=True) for a in analysis.added if len(a.shadows) > _SHOWN + 1]
+    return lines + [_optional_line(u) for u in _optional(analysis)]
 
 
 def warnings(analysis: LdAnalysis) -> list[str]:
