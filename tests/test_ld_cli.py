@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from condakit import REAL_PYTHON, make_env
+from condakit import REAL_PYTHON, make_env, write_exe
 from elfkit import build_exe, build_lib, build_pyext
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
@@ -197,3 +197,38 @@ def test_inherited_ld_library_path_no_longer_shadows_the_env_copy(env: Path, tmp
     (cuda / "libdep.so.1").unlink()
     quiet = launch(tmp_path, "-q", "-p", str(env), "--", "python", "-c", code, **extra)
     assert quiet.returncode == 0 and quiet.stdout.strip() == str(cuda)
+
+
+def test_reach_shell_lines_and_scripts_get_what_env_programs_need(env: Path, tmp_path: Path) -> None:
+    lib = build_lib(f"{env}/lib/libtool.so.1", "libtool.so.1", exports=["tool_fn"])
+    build_exe(f"{env}/bin/envtool", calls=["tool_fn"], needs=[lib])  # no RPATH: needs env/lib
+    site = f"{env}/lib/{PYVER}/site-packages"
+    c10 = build_lib(f"{site}/torchish/lib/libc10ish.so", "libc10ish.so", exports=["c10"])
+    shim = build_exe(f"{site}/torchish/bin/test_shim", calls=["c10"], needs=[c10], runpath="$ORIGIN")
+    plain = tmp_path / "plain.sh"
+    plain.write_text(f"envtool && {shim}\n")
+    script = write_exe(tmp_path / "run.sh", f"#!/bin/bash\nenvtool && {shim}\n")
+    lines = [
+        ("-c", "envtool"),
+        ("-c", shim),
+        ("-c", f"cd {tmp_path} && bash plain.sh"),
+        ("--", "bash", str(plain)),
+        ("--", str(script)),
+        ("--", "sh", "-c", f"envtool; {shim}"),
+    ]
+    for words in lines:
+        off = launch(tmp_path, "-q", "--ld-library-path", "off", "-p", str(env), *words)
+        assert off.returncode == 127 and "cannot open shared object file" in off.stderr, words
+        auto = launch(tmp_path, "-q", "-p", str(env), *words)
+        assert auto.returncode == 0, (words, auto.stderr)
+    # The documented fix (the env's lib first) is not enough for the package's own program.
+    prefix_mode = launch(tmp_path, "-q", "--ld-library-path", "prefix", "-p", str(env), "-c", shim)
+    assert prefix_mode.returncode == 127
+
+    plan = json.loads(launch(tmp_path, "--json", "-p", str(env), "-c", "envtool").stdout)
+    report = json.loads(launch(tmp_path, "--ld-report", "--json", "-p", str(env), "-c", "envtool").stdout)
+    assert plan["ld_library_path"]["added"] == [a["directory"] for a in report["added"]]
+    assert plan["ld_library_path"]["added"] == [f"{env}/lib", f"{site}/torchish/lib"]
+    # A Python program is judged by what Python loads: the env's programs are not its business.
+    python = json.loads(launch(tmp_path, "--json", "-p", str(env), "--", "python", "-c", "pass").stdout)
+    assert python["ld_library_path"]["added"] == []

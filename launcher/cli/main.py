@@ -138,12 +138,12 @@ def _ld_report(parsed: Parsed) -> int:
     import json
 
     from launcher.core.build import build_plan
-    from launcher.ld.analysis import analyze, env_programs
+    from launcher.ld.analysis import analyze
     from launcher.run.activate import run_scripts_in_bash
     from launcher.run.ldstore import user_store
 
     # Plan without LD changes (for the env, its activation and the program), then analyse the program
-    # and every program in the env's bin/ as well: a report is for the whole env.
+    # and every executable of the env as well: a report is for the whole env.
     request = dataclasses.replace(_request(parsed), ld_mode="off")
     if not request.command and request.shell_line is None:
         request = dataclasses.replace(request, command=("python",))
@@ -156,7 +156,7 @@ def _ld_report(parsed: Parsed) -> int:
         plan.program,
         plan.environ,
         store=user_store(os.environ),
-        extra_objects=env_programs(env.prefix),
+        reach=True,
     )
     if parsed.flag("json"):
         report = {

@@ -596,15 +596,13 @@ def check_ld(ctx: Context, env: FoundEnv) -> Check:
     """Sonames the env's programs and libraries need that nothing provides."""
     cid = f"ld:{env.prefix}"
     host_prefix = ctx.host(env.prefix)
-    from launcher.ld.analysis import analyze, env_programs
+    from launcher.ld.analysis import analyze
     from launcher.ld.store import NullStore
 
     missing: dict[str, list[str]] = {}
     details: dict[str, object] = {"env": env.name, "prefix": env.prefix}
-    # No cache: doctor leaves nothing behind.
-    analysis = analyze(
-        host_prefix, None, _ld_environ(ctx), store=NullStore(), extra_objects=env_programs(host_prefix)
-    )
+    # The whole env, its executables too; no cache: doctor leaves nothing behind.
+    analysis = analyze(host_prefix, None, _ld_environ(ctx), store=NullStore(), reach=True)
     image_dirs = [ctx.host(d) for d in (*SYSTEM_LIB_DIRS, *_ld_conf_dirs(ctx))] if not ctx.live else []
     for item in analysis.unresolved:
         if any(os.path.exists(os.path.join(d, item.soname)) for d in image_dirs):

@@ -1,9 +1,13 @@
-"""Targeted LD_LIBRARY_PATH: prepend exactly the env directories the dynamic loader would otherwise miss.
+"""Targeted LD_LIBRARY_PATH: prepend exactly the env directories the dynamic loader would otherwise miss,
+or that an inherited LD_LIBRARY_PATH would shadow.
 
 ``analyze(prefix, program, environ, store=...)`` reads the ELF dynamic sections (:mod:`launcher.ld.elf`)
-of the program (a script is followed to its ``#!`` interpreter), of the env's Python and of every shared
+of the program (a script is followed to its ``#!`` interpreter), of the env's Python, of every shared
 object under the env (``lib/``, ``lib64/``, ``site-packages/**`` with its ``nvidia/*/lib``,
-``torch/lib``, ``*.libs`` ...). It then links them as the loader would (:mod:`launcher.ld.link`,
+``torch/lib``, ``*.libs`` ...) and - the *reach* - when the program is a shell or a script that is not
+Python, of the env's executables too (its ``bin/`` and the ``bin/`` directories inside packages): a boot
+line run through a shell may start any of them, and must not do worse than the documented fix of
+prepending the env's ``lib``. It then links them as the loader would (:mod:`launcher.ld.link`,
 :mod:`launcher.ld.search`), chooses the directories (:mod:`launcher.ld.choose`) and returns an
 :class:`LdAnalysis`. It never raises for file-system trouble.
 
@@ -36,17 +40,19 @@ if TYPE_CHECKING:
     from launcher.ld.search import DirTable
     from launcher.ld.store import LdStore
 
-__all__ = ["AddedDir", "LdAnalysis", "Question", "Unresolved", "analyze", "env_programs", "question"]
+__all__ = ["AddedDir", "LdAnalysis", "Question", "Unresolved", "analyze", "question"]
 
+#: Programs that run command lines: a boot line given to one may start any of the env's executables.
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "tcsh", "csh"})
 _STORE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
 
 
 class Question(Record):
     """Everything the answer depends on besides the env's files: the env, ``LD_LIBRARY_PATH``'s
-    entries, the program (``main``, after ``#!`` lines), the Python that loads extension modules, and
-    other programs to check."""
+    entries, the program (``main``, after ``#!`` lines), the Python that loads extension modules, other
+    programs to check, and whether the env's executables are checked too (``reach``)."""
 
-    __slots__ = ("ld_path", "main", "others", "prefix", "python")
+    __slots__ = ("ld_path", "main", "others", "prefix", "python", "reach")
 
     def __init__(
         self,
@@ -55,19 +61,21 @@ class Question(Record):
         main: Optional[str],
         python: Optional[str],
         others: tuple[str, ...],
+        reach: bool,
     ) -> None:
         self.prefix = prefix
         self.ld_path = ld_path
         self.main = main
         self.python = python
         self.others = others
+        self.reach = reach
 
     def key(self) -> list[object]:
         """The question with the signatures of the files outside the env it depends on."""
         roots = [p for p in (self.main, self.python, *self.others) if p]
         dirs = sorted({*self.ld_path, *system_lib_dirs()})
         return [
-            [self.prefix, self.main, self.python, list(self.others), list(self.ld_path)],
+            [self.prefix, self.main, self.python, list(self.others), self.reach, list(self.ld_path)],
             [[p, _sig(p)] for p in roots],
             _sig(LD_SO_CACHE),
             [[d, _sig(d)] for d in dirs],
@@ -83,7 +91,8 @@ def _sig(path: str) -> Optional[list[int]]:
 
 
 def _shebang_target(path: str, environ: Mapping[str, str]) -> str:
-    """The program that runs ``path`` after following ``#!`` lines (``#!/usr/bin/env NAME`` included)."""
+    """The program that runs ``path`` after following ``#!`` lines (``#!/usr/bin/env NAME`` included);
+    ``path`` itself when it has none."""
     for _ in range(4):
         words = read_shebang(path) if os.path.isfile(path) else None
         interpreter = shebang_interpreter(words or ())
@@ -106,31 +115,32 @@ def _env_python(prefix: str) -> Optional[str]:
     return None
 
 
-def env_programs(prefix: str) -> list[str]:
-    """The files in the env's ``bin/`` (for a whole-env report: its programs as well as its libraries)."""
-    bindir = os.path.join(prefix, "bin")
-    try:
-        return sorted(os.path.join(bindir, name) for name in os.listdir(bindir))
-    except OSError:
-        return []
-
-
 def question(
-    prefix: str, program: Optional[str], environ: Mapping[str, str], extra_objects: Sequence[str] = ()
+    prefix: str,
+    program: Optional[str],
+    environ: Mapping[str, str],
+    extra_objects: Sequence[str] = (),
+    reach: Optional[bool] = None,
 ) -> Question:
     """The question for a launch of ``program`` in the env ``prefix`` (``extra_objects``: other programs
-    to check as well)."""
+    to check as well). ``reach`` says whether the env's executables are checked too; ``None``: when the
+    program is a shell, or a script whose interpreter is not Python."""
     prefix = os.path.normpath(os.path.abspath(prefix))
     env_python = _env_python(prefix)
-    main, python, others = env_python, env_python, []
+    main, python, others, is_script = env_python, env_python, [], False
     if program:
-        main = os.path.realpath(_shebang_target(os.path.abspath(program), environ))
+        target = _shebang_target(os.path.abspath(program), environ)
+        is_script = target != os.path.abspath(program)
+        main = os.path.realpath(target)
         if is_python_name(main):
             python = main
             if env_python and env_python != main:
                 others.append(env_python)
+    if reach is None:
+        name = os.path.basename(main or "")
+        reach = bool(program) and not is_python_name(name) and (is_script or name in _SHELLS)
     others += [os.path.abspath(p) for p in extra_objects]
-    return Question(prefix, tuple(ld_path_entries(environ)), main, python, tuple(others))
+    return Question(prefix, tuple(ld_path_entries(environ)), main, python, tuple(others), reach)
 
 
 def _debug_log(environ: Mapping[str, str]) -> Callable[[str], None]:
@@ -152,11 +162,13 @@ def analyze(
     *,
     store: LdStore,
     extra_objects: Sequence[str] = (),
+    reach: Optional[bool] = None,
 ) -> LdAnalysis:
     """Which env directories must be prepended to LD_LIBRARY_PATH for ``program`` (and the env) to find
-    what it needs, and what stays unresolved. Reads and writes its work through ``store``; with
-    ``MA_LAUNCH_DEBUG`` set in ``environ`` it says on stderr why the store was not used."""
-    q = question(prefix, program, environ, extra_objects)
+    what it needs, and what stays unresolved (``reach``: see :func:`question`). Reads and writes its
+    work through ``store``; with ``MA_LAUNCH_DEBUG`` set in ``environ`` it says on stderr why the store
+    was not used."""
+    q = question(prefix, program, environ, extra_objects, reach)
     key = q.key()
     log = _debug_log(environ)
     try:
@@ -228,6 +240,7 @@ def _link(q: Question, walk: Walk, objects: Objects) -> LdAnalysis:
     parsed = _Parsed(walk, objects)
     table: DirTable = {}
     env_libs: list[str] = []
+    programs: dict[str, Optional[ElfInfo]] = {}
     for rel, rec in walk.dirs.items():
         directory = f"{q.prefix}/{rel}" if rel else q.prefix
         base = f"{rel}/" if rel else ""
@@ -237,5 +250,9 @@ def _link(q: Question, walk: Walk, objects: Objects) -> LdAnalysis:
             if not parsed.is_alias(base + name):
                 env_libs.append(f"{directory}/{name}")
         table[directory] = files
-    roots = Roots(q.main, q.python, q.others)
-    return decide(Linker(q.prefix, table, q.ld_path, roots).link(sorted(env_libs)))
+        if q.reach:
+            for name in rec.progs:
+                programs[f"{directory}/{name}"] = parsed.get(base + name)
+    others = [*q.others, *(p for p in programs if p not in q.others)]
+    roots = Roots(q.main, q.python, others)
+    return decide(Linker(q.prefix, table, q.ld_path, roots, programs).link(sorted(env_libs)))

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         objects: dict[str, list[object]]
 
 
-VERSION = 2
+VERSION = 3
 
 
 def _body(doc: object, prefix: str, field: str) -> Optional[tuple[dict[str, object], dict[str, object]]]:

@@ -26,7 +26,7 @@ from launcher.ld.search import Node, Resolver, inside
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Optional
 
     from launcher.ld.elfinfo import ElfInfo
@@ -40,7 +40,8 @@ _PY_DIRS = ("/site-packages/", "/dist-packages/", "/lib-dynload/")
 
 class Roots:
     """What the analysis starts from: the program, the env's Python (which loads extension modules), and
-    other programs to check as programs of their own (the env's ``bin/``, for ``--ld-report``)."""
+    other programs to check as programs of their own (the env's executables, for ``--ld-report`` and when
+    the program is a shell or a script)."""
 
     __slots__ = ("main", "others", "python")
 
@@ -77,13 +78,21 @@ def lib_order(prefix: str) -> Callable[[str], tuple[int, str]]:
 
 class Linker:
     """One analysis run over the env's ``table`` (directory -> file name -> (path, parsed object)).
-    Call :meth:`link` once."""
+    ``programs`` holds the parsed env executables by path. Call :meth:`link` once."""
 
-    def __init__(self, prefix: str, table: DirTable, ld_path: Sequence[str], roots: Roots) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        table: DirTable,
+        ld_path: Sequence[str],
+        roots: Roots,
+        programs: Mapping[str, Optional[ElfInfo]],
+    ) -> None:
         self.prefix = prefix
         self.ld_path = list(ld_path)
         self.res = Resolver(table)
         self.roots = roots
+        self.programs = programs
         self.nodes: dict[str, Node] = {}
         self.main: Optional[Node] = None
         self.python: Optional[Node] = None
@@ -115,10 +124,15 @@ class Linker:
     # ----------------------------------------------------------------------------------------------
     # The objects
 
+    def _info(self, path: str) -> Optional[ElfInfo]:
+        if path in self.programs:
+            return self.programs[path]
+        return self.res.info_of(path)
+
     def _node(self, path: str, *, is_main: bool, origin: Optional[str] = None) -> Optional[Node]:
         node = self.nodes.get(path)
         if node is None:
-            info = self.res.info_of(path)
+            info = self._info(path)
             if info is None:
                 return None
             node = self.nodes[path] = Node(path, info, origin or os.path.dirname(path), is_main=is_main)
@@ -135,7 +149,7 @@ class Linker:
         self.main = self.nodes.get(self.roots.main or "")
         self.python = self.nodes.get(self.roots.python or "")
         for path in self.roots.others:
-            info = self.res.info_of(path)
+            info = self._info(path)
             node = self._node(path, is_main=info is not None and info.interp is not None)
             if node is not None:
                 self.queue.append(node)
