@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from launcher.errors import ConfigError, LaunchError, UsageError
@@ -15,6 +15,7 @@ from launcher.errors import ConfigError, LaunchError, UsageError
 if TYPE_CHECKING:
     from launcher.cli.options import Parsed
     from launcher.core.build import LaunchPlan, Request
+    from launcher.ld.result import LdAnalysis
 
 PREFIX = "ma-launch: "
 #: Subcommands with their own options, run by the typer app; ``bake`` shares the launch options.
@@ -74,6 +75,8 @@ def _launch(args: list[str]) -> int:
     verbose = parsed.flag("verbose") or parsed.flag("debug")
     if parsed.flag("ld_report"):
         return _ld_report(parsed)
+    if parsed.flag("ld_save"):
+        raise UsageError("--save goes with --ld-report", hint="ma-launch --ld-report -n ENV --save")
     plan = build_plan(
         _request(parsed),
         os.environ,
@@ -133,14 +136,13 @@ def _request(parsed: Parsed) -> Request:
 
 
 def _ld_report(parsed: Parsed) -> int:
-    """``--ld-report``: the targeted LD_LIBRARY_PATH analysis for an env, on stdout; runs nothing."""
+    """``--ld-report``: the targeted LD_LIBRARY_PATH analysis for a whole env (its executables too), on
+    stdout; runs nothing. With ``--save``, also keep it in the env for the launches of an image."""
     import dataclasses
     import json
 
     from launcher.core.build import build_plan
-    from launcher.ld.analysis import analyze
     from launcher.run.activate import run_scripts_in_bash
-    from launcher.run.ldstore import user_store
 
     # Plan without LD changes (for the env, its activation and the program), then analyse the program
     # and every executable of the env as well: a report is for the whole env.
@@ -151,18 +153,13 @@ def _ld_report(parsed: Parsed) -> int:
     env = plan.choice.env
     if env is None:
         raise UsageError("--ld-report needs an env and none was found", hint="give -n ENV or -p PREFIX")
-    analysis = analyze(
-        env.prefix,
-        plan.program,
-        plan.environ,
-        store=user_store(os.environ),
-        reach=True,
-    )
+    analysis, saved = _ld_analysis(env.prefix, plan.program, plan.environ, save=parsed.flag("ld_save"))
     if parsed.flag("json"):
         report = {
             "env": {"name": env.name, "prefix": env.prefix},
             "program": plan.program,
             **analysis.to_json(),
+            "saved": saved,
         }
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0
@@ -173,8 +170,35 @@ def _ld_report(parsed: Parsed) -> int:
         lines.append(
             f"the fix ma-launch applies: LD_LIBRARY_PATH={added}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"
         )
+    if saved:
+        lines.append(f"saved for the launches of this image: {saved}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _ld_analysis(
+    prefix: str, program: Optional[str], environ: Mapping[str, str], *, save: bool
+) -> tuple[LdAnalysis, Optional[str]]:
+    """The whole-env analysis for ``--ld-report`` (through the user's cache), or with ``save`` a fresh
+    one, kept in the env; then also (analysis, the directory it was saved in)."""
+    from launcher.ld.analysis import analyze
+    from launcher.run import ldstore
+
+    if not save:
+        return analyze(prefix, program, environ, store=ldstore.user_store(environ), reach=True), None
+    from launcher.errors import AccessError
+    from launcher.ld.precompute import precompute
+
+    directory = ldstore.precomputed_dir(prefix)
+    try:
+        os.makedirs(directory, exist_ok=True)  # first: making it must not change what the analysis sees
+        analysis, docs = precompute(prefix, program, environ)
+        return analysis, ldstore.save_precomputed(prefix, docs)
+    except OSError as error:
+        raise AccessError(
+            f"cannot save the LD analysis into {directory}: {error.strerror}",
+            hint="run --ld-report --save as the user who owns the env (in the Dockerfile, after USER)",
+        ) from None
 
 
 def _rank_table_active(parsed: Parsed) -> bool:

@@ -186,12 +186,13 @@ def _answer(
         cached = cached_result(store.read(q.prefix, "index"), q.prefix, key)
         if cached is not None:
             return cached
-    walk = Walk(q.prefix, stored_dirs(store.read(q.prefix, "walk"), q.prefix) if use_store else None)
+    old, coarse = stored_dirs(store.read(q.prefix, "walk"), q.prefix) if use_store else ({}, False)
+    walk = Walk(q.prefix, old, coarse=coarse)
     objects = Objects(store.read(q.prefix, "objects") if use_store and walk.files else None, q.prefix)
     result = _link(q, walk, objects)
     if walk.changed and not store.write(q.prefix, "walk", walk_doc(q.prefix, walk)):
         log(f"could not keep the analysis of {q.prefix}; the next launch scans again")
-    objects.finish()
+    objects.finish(walk.files)
     if objects.changed:
         store.write(q.prefix, "objects", objects.doc(q.prefix))
     store.write(q.prefix, "index", index_doc(q.prefix, key, walk, result))

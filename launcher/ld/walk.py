@@ -10,6 +10,11 @@ directories, which changes the parent), so checking does not stat the thousands 
 directories of a large env. The candidate files of a walked directory are statted every time, so a
 library rewritten in place in an unchanged directory is noticed too. The top-level ``bin/`` is listed but
 not descended.
+
+Signatures are *fine* on the machine that made them (mtime and ctime in nanoseconds, inode) and *coarse*
+in an analysis pre-computed into an image (a directory's mtime in whole seconds; a file's size and mtime
+in whole seconds): unpacking an image's layers gives every file a new inode and ctime and keeps mtimes to
+the second only. A walk checked against a coarse one records fine signatures.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _SKIP_ANY = frozenset({"__pycache__", ".git", ".hg", ".svn"})
 _SKIP_SUFFIXES = (".dist-info", ".egg-info")
 _KEEP_EMPTY = ("site-packages", "dist-packages")
 _MAX_DEPTH = 40
+_NS = 1_000_000_000
 
 
 def is_candidate(name: str) -> bool:
@@ -40,14 +46,24 @@ def is_candidate(name: str) -> bool:
     return name.endswith(".so") or ".so." in name
 
 
-def dir_sig(st: os.stat_result) -> Sig:
-    """A directory's signature: (mtime, inode, ctime)."""
-    return [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+def dir_sig(st: os.stat_result, coarse: bool = False) -> Sig:
+    """A directory's signature: (mtime, inode, ctime), or its mtime in seconds when ``coarse``."""
+    return [st.st_mtime_ns // _NS] if coarse else [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 def file_sig(st: os.stat_result) -> Sig:
     """A file's signature: (size, mtime, ctime)."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def coarse_dir_sig(sig: Sig) -> Sig:
+    """The coarse form of a fine directory signature."""
+    return [sig[0] // _NS]
+
+
+def coarse_file_sig(sig: Sig) -> Sig:
+    """The coarse form of a fine file signature."""
+    return [sig[0], sig[1] // _NS]
 
 
 class DirRec:
@@ -78,7 +94,9 @@ class DirRec:
         if not isinstance(data, list) or len(data) != 6:
             return None
         sig, subdirs, libs, links, progs, pruned = data
-        if not (_ints(sig) and _strs(subdirs) and _strs(libs) and _strs(progs) and isinstance(pruned, bool)):
+        if not (
+            _ints(sig) and _names(subdirs) and _names(libs) and _names(progs) and isinstance(pruned, bool)
+        ):
             return None
         if not isinstance(links, dict) or not all(isinstance(v, str) for v in links.values()):
             return None
@@ -89,22 +107,28 @@ def _ints(value: object) -> bool:
     return isinstance(value, list) and all(type(i) is int for i in value)
 
 
-def _strs(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(i, str) for i in value)
+def _names(value: object) -> bool:
+    """A list of plain file names (a stored walk must not lead outside the env)."""
+    return isinstance(value, list) and all(
+        isinstance(i, str) and i not in ("", ".", "..") and "/" not in i for i in value
+    )
 
 
 class Walk:
     """The env's directories (``dirs``: relative path -> :class:`DirRec`) and candidate files and programs
     (``files``: relative path -> signature), reusing ``old`` (an earlier walk's records) where valid.
     ``changed`` says whether any directory was listed again or the set of directories differs from
-    ``old``."""
+    ``old``; ``coarse`` says that ``old`` has coarse signatures."""
 
-    def __init__(self, prefix: str, old: Optional[Mapping[str, DirRec]] = None) -> None:
+    def __init__(
+        self, prefix: str, old: Optional[Mapping[str, DirRec]] = None, *, coarse: bool = False
+    ) -> None:
         self.prefix = prefix
         self.dirs: dict[str, DirRec] = {}
         self.files: dict[str, Sig] = {}
         self.changed = False
         self._old: Mapping[str, DirRec] = old or {}
+        self._coarse = coarse
         self._visit("", prefix, 0)
         self.changed = self.changed or self.dirs.keys() != self._old.keys()
 
@@ -116,10 +140,11 @@ class Walk:
             return False
         sig = dir_sig(st)
         prev = self._old.get(rel)
-        if prev is not None and prev.sig == sig and prev.pruned:
-            self.dirs[rel] = prev
+        same = prev is not None and prev.sig == (dir_sig(st, True) if self._coarse else sig)
+        if prev is not None and same and prev.pruned:
+            self.dirs[rel] = DirRec(sig, [], [], {}, [], True)
             return False
-        if prev is not None and prev.sig == sig:
+        if prev is not None and same:
             rec = DirRec(sig, prev.subdirs, prev.libs, prev.links, prev.progs)
         else:
             self.changed = True
@@ -221,7 +246,7 @@ def _link_target(path: str, name: str, rel: str) -> str:
     return "" if joined == ".." or joined.startswith("../") else joined
 
 
-def unchanged(prefix: str, sigs: Mapping[str, object]) -> bool:
+def unchanged(prefix: str, sigs: Mapping[str, object]) -> bool:  # fine signatures only: a cache
     """Do all directories of an earlier walk still have their signatures? (One ``stat`` each.)"""
     if not sigs:
         return False

@@ -1,10 +1,16 @@
-"""The LD analysis' store on disk (:class:`launcher.ld.store.LdStore`): the user's cache.
+"""The LD analysis' store on disk (:class:`launcher.ld.store.LdStore`): the user's cache, and the
+analysis an image build pre-computed into the env.
 
-The cache is ``$XDG_CACHE_HOME/ma-launch`` or ``$HOME/.cache/ma-launch`` (:func:`default_cache_dir`), one
-file per env and document (``ld-<env>.<document>``), written with the one atomic write
-(:func:`launcher.run.files.write_atomic`), mode 0600 in a 0700 directory. A relative or empty
-``XDG_CACHE_HOME``/``HOME``, or none at all, means no cache: never a write into the working directory or
-``/``. A file not owned by the current user is ignored.
+* The user's cache: ``$XDG_CACHE_HOME/ma-launch`` or ``$HOME/.cache/ma-launch`` (:func:`default_cache_dir`),
+  one file per env and document (``ld-<env>.<document>``), written with the one atomic write
+  (:func:`launcher.run.files.write_atomic`), mode 0600 in a 0700 directory. A relative or empty
+  ``XDG_CACHE_HOME``/``HOME``, or none at all, means no cache: never a write into the working directory
+  or ``/``. A file not owned by the current user is ignored.
+* The pre-computed analysis: ``ENV/etc/ma-launch/ld/walk`` and ``.../objects``, written by
+  ``ma-launch --ld-report --save`` (:func:`save_precomputed`) while the image is built. A launch only
+  reads it, when the user's cache has no such document, and checks it directory by directory like any
+  cached walk (with signatures that survive the unpacking of an image's layers). A file there is trusted
+  when root, the current user or the env's owner (who can change the env's programs anyway) owns it.
 
 Each file is ``ma-launch-ld <crc32> <length>`` on one line, then the document in :mod:`marshal` form. Not
 JSON: importing :mod:`json` (with :mod:`re`) costs more than a whole repeated check, which must stay within
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
     from launcher.ld.store import DocName
 
 MAGIC = b"ma-launch-ld "
+#: Where an env's pre-computed analysis lives, relative to the env (the top-level ``etc/`` is never walked).
+PRECOMPUTED = ("etc", "ma-launch", "ld")
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Optional[str]:
@@ -39,6 +47,11 @@ def default_cache_dir(environ: Mapping[str, str]) -> Optional[str]:
     if home.startswith("/") and home.strip("/"):
         return os.path.join(os.path.normpath(home), ".cache", "ma-launch")
     return None
+
+
+def precomputed_dir(prefix: str) -> str:
+    """The directory of the env's pre-computed analysis."""
+    return os.path.join(prefix, *PRECOMPUTED)
 
 
 def encode(doc: Mapping[str, object]) -> bytes:
@@ -101,10 +114,12 @@ def _stem(prefix: str) -> str:
 
 
 class DiskStore(LdStore):
-    """The user's cache in ``cache_dir`` (``None``: no cache)."""
+    """The user's cache in ``cache_dir`` (``None``: no cache), and for reading ``walk`` and ``objects``
+    when the cache has none, the env's pre-computed analysis (unless ``precomputed`` is false)."""
 
-    def __init__(self, cache_dir: Optional[str]) -> None:
+    def __init__(self, cache_dir: Optional[str], *, precomputed: bool = True) -> None:
         self.cache_dir = cache_dir
+        self.precomputed = precomputed
 
     def path(self, prefix: str, name: DocName) -> Optional[str]:
         """The cache file of the env's document ``name``."""
@@ -114,7 +129,10 @@ class DiskStore(LdStore):
 
     def read(self, prefix: str, name: DocName) -> object:
         path = self.path(prefix, name)
-        return None if path is None else read_trusted(path, (os.geteuid(),))
+        doc = None if path is None else read_trusted(path, (os.geteuid(),))
+        if doc is None and self.precomputed and name != "index":
+            doc = read_trusted(os.path.join(precomputed_dir(prefix), name), _image_owners(prefix))
+        return doc
 
     def write(self, prefix: str, name: DocName, doc: Mapping[str, object]) -> bool:
         path = self.path(prefix, name)
@@ -128,6 +146,24 @@ class DiskStore(LdStore):
         return True
 
 
+def _image_owners(prefix: str) -> tuple[int, ...]:
+    """Who may have written an env's pre-computed analysis: root, the current user, the env's owner."""
+    try:
+        return (0, os.geteuid(), os.stat(prefix).st_uid)
+    except (OSError, ValueError):
+        return (0, os.geteuid())
+
+
 def user_store(environ: Mapping[str, str]) -> DiskStore:
-    """The store a launch uses: the user's cache, if there is a place for one."""
+    """The store a launch uses: the user's cache (if there is a place for one) and pre-computed analyses."""
     return DiskStore(default_cache_dir(environ))
+
+
+def save_precomputed(prefix: str, docs: Mapping[DocName, Mapping[str, object]]) -> str:
+    """Write an env's pre-computed analysis (made by :func:`launcher.ld.precompute.precompute`, after
+    :func:`precomputed_dir` was created: creating it must not change what the analysis saw); returns its
+    directory. Raises ``OSError`` when the env cannot be written."""
+    directory = precomputed_dir(prefix)
+    for name, doc in docs.items():
+        write_atomic(os.path.join(directory, name), encode(doc), mode=0o644)
+    return directory

@@ -1,0 +1,228 @@
+"""Warm on the first boot: ``ma-launch --ld-report --save`` pre-computes an env's analysis at image build;
+a launch in a fresh container (empty cache) reads it, checks it against the env's directories, and never
+writes it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import pytest
+from condakit import REAL_PYTHON, make_env
+from elfkit import build_exe, build_lib, build_pyext, run
+from needs import need
+
+import launcher.ld.analysis as analysis_module
+from launcher.ld.analysis import analyze
+from launcher.ld.elf import read_elf
+from launcher.ld.elfinfo import ElfInfo
+from launcher.ld.store import NullStore
+from launcher.run.ldstore import DiskStore, encode, precomputed_dir
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+CLEAN = {"PATH": "/usr/bin:/bin"}
+
+
+def launch(cwd: Path, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "MA_HOME": str(cwd), "HOME": str(home)}
+    return subprocess.run(
+        [REAL_PYTHON, "-m", "launcher", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Path:
+    prefix = make_env(tmp_path / "envs" / "py")
+    (prefix / "etc").mkdir()  # as in conda's envs: saving adds etc/ma-launch, not a top-level directory
+    lib = build_lib(f"{prefix}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    build_exe(f"{prefix}/bin/app", calls=["foo"], needs=[lib])
+    site = f"{prefix}/lib/{PYVER}/site-packages"
+    nv = build_lib(f"{site}/nvidia/x/lib/libnvx.so.1", "libnvx.so.1", exports=["nvx"])
+    build_pyext(f"{site}/mod", "_core", calls=["nvx"], needs=[nv])
+    return prefix
+
+
+class Parses:
+    """Counts the env files the analysis parses (patched in for one test)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.paths: list[str] = []
+        monkeypatch.setattr(analysis_module, "read_elf", self)
+
+    def __call__(self, path: str) -> Optional[ElfInfo]:
+        self.paths.append(path)
+        return read_elf(path)
+
+
+def age(prefix: Path, seconds: int = 60) -> None:
+    """Date every file and directory of the env ``seconds`` back (an image's env is made in earlier build
+    steps than the one that saves its analysis)."""
+    for root, dirs, files in os.walk(prefix, topdown=False):
+        for name in [*files, *dirs, ""]:
+            path = os.path.join(root, name) if name else root
+            st = os.lstat(path)
+            then = st.st_mtime_ns - seconds * 10**9
+            os.utime(path, ns=(then, then), follow_symlinks=False)
+
+
+def save(env: Path, tmp_path: Path, *, aged: bool = True) -> subprocess.CompletedProcess[str]:
+    if aged:
+        age(env)
+    result = launch(tmp_path, "--ld-report", "-p", str(env), "--save", home=tmp_path / "build-home")
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def unpack_like_an_image(prefix: Path) -> None:
+    """What pulling an image does to the env: a copy (new inodes and ctimes), mtimes cut to seconds."""
+    copy = prefix.with_name(prefix.name + ".layer")
+    shutil.copytree(prefix, copy, symlinks=True)
+    shutil.rmtree(prefix)
+    copy.rename(prefix)
+    for root, dirs, files in os.walk(prefix, topdown=False):
+        for name in [*files, *dirs]:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns // 10**9 * 10**9), follow_symlinks=False)
+        st = os.stat(root)
+        os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns // 10**9 * 10**9))
+
+
+def test_save_then_a_fresh_container_reads_the_env_without_parsing_it(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = save(env, tmp_path)
+    directory = precomputed_dir(str(env))
+    assert f"saved for the launches of this image: {directory}" in saved.stdout
+    assert sorted(os.listdir(directory)) == ["objects", "walk"]
+    fresh = analyze(str(env), sys.executable, CLEAN, store=NullStore())
+
+    unpack_like_an_image(env)
+    parses = Parses(monkeypatch)
+    cache = tmp_path / "fresh-home" / ".cache" / "ma-launch"
+    result = analyze(str(env), sys.executable, CLEAN, store=DiskStore(str(cache)))
+    assert parses.paths == []  # everything came from the pre-computed analysis, checked by signature
+    assert result.added == fresh.added and not result.from_cache
+    assert sorted(p.rsplit(".", 1)[1] for p in os.listdir(cache)) == ["index"]  # nothing to rewrite
+    assert analyze(str(env), sys.executable, CLEAN, store=DiskStore(str(cache))).from_cache
+
+    # Without it, the same launch parses the env.
+    result = analyze(
+        str(env), sys.executable, CLEAN, store=DiskStore(str(tmp_path / "c2"), precomputed=False)
+    )
+    assert result.added == fresh.added and parses.paths
+
+
+def test_a_changed_env_is_checked_directory_by_directory(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save(env, tmp_path)
+    unpack_like_an_image(env)
+    site = f"{env}/lib/{PYVER}/site-packages"
+    extra = build_lib(f"{site}/late/lib/liblate.so.1", "liblate.so.1", exports=["late"])
+    build_pyext(f"{site}/latemod", "_core", calls=["late"], needs=[extra])
+    parses = Parses(monkeypatch)
+    result = analyze(str(env), sys.executable, CLEAN, store=DiskStore(str(tmp_path / "c")))
+    assert f"{site}/late/lib" in result.directories and f"{site}/nvidia/x/lib" in result.directories
+    assert sorted(parses.paths) == sorted([extra, f"{site}/latemod/_core{_suffix()}"])
+
+
+def _suffix() -> str:
+    import sysconfig
+
+    return str(sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+
+
+def test_launches_read_it_and_never_write_it(env: Path, tmp_path: Path) -> None:
+    save(env, tmp_path)
+    directory = Path(precomputed_dir(str(env)))
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.iterdir()}
+    home = tmp_path / "job-home"
+    for words in (["app"], ["python", "-c", "pass"], ["app"]):
+        assert launch(tmp_path, "-q", "-p", str(env), "--", *words, home=home).returncode == 0
+    build_lib(f"{env}/lib/libnew.so.1", "libnew.so.1")
+    assert launch(tmp_path, "-q", "-p", str(env), "--", "app", home=home).returncode == 0
+    assert run([f"{env}/bin/app"], [f"{env}/lib"]).returncode == 0
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.iterdir()} == before
+
+
+def test_as_an_unprivileged_user_with_a_read_only_env(env: Path, tmp_path: Path) -> None:
+    setpriv = need("setpriv")
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch users")
+    save(env, tmp_path)
+    for path in [tmp_path, *tmp_path.parents]:
+        if path.stat().st_mode & 0o005 != 0o005:
+            os.chmod(path, path.stat().st_mode | 0o005)
+    home = tmp_path / "nobody-home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "MA_HOME": str(home), "HOME": str(home)}
+    cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", REAL_PYTHON, "-m", "launcher"]
+    ok = subprocess.run(
+        [*cmd, "-v", "-p", str(env), "--", "app"], env=environ, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert f"prepend {env}/lib - it provides libfoo.so.1" in ok.stderr
+    denied = subprocess.run(
+        [*cmd, "--ld-report", "-p", str(env), "--save"], env=environ, capture_output=True, text=True
+    )
+    assert denied.returncode == 77 and denied.stderr.startswith(
+        "ma-launch: error: cannot save the LD analysis"
+    )
+    assert "Traceback" not in denied.stderr
+
+
+def test_a_foreign_or_forged_precomputed_analysis_is_not_used(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to give files away")
+    save(env, tmp_path)
+    walk = Path(precomputed_dir(str(env))) / "walk"
+    for doc in walk.parent.iterdir():
+        os.chown(doc, 4242, 4242)  # neither root, nor the current user, nor the env's owner
+    expected = analyze(str(env), f"{env}/bin/app", CLEAN, store=NullStore()).directories
+    assert f"{env}/lib" in expected
+    parses = Parses(monkeypatch)
+    first = analyze(str(env), f"{env}/bin/app", CLEAN, store=DiskStore(None))
+    assert first.directories == expected and parses.paths
+
+    # A walk (owned by us, right checksum) that leads outside the env is not followed.
+    outside = tmp_path / "outside"
+    build_lib(f"{outside}/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    forged = {
+        "v": 3,
+        "prefix": str(env),
+        "coarse": True,
+        "dirs": {"": [[0], ["../../outside"], [], {}, [], False]},
+    }
+    walk.write_bytes(encode(forged))
+    os.chown(walk, 0, 0)
+    result = analyze(str(env), f"{env}/bin/app", CLEAN, store=DiskStore(None))
+    assert result.directories == expected
+
+
+def test_save_goes_with_ld_report(env: Path, tmp_path: Path) -> None:
+    bad = launch(tmp_path, "--save", "-p", str(env), "--", "app", home=tmp_path / "h")
+    assert bad.returncode == 2 and "--save goes with --ld-report" in bad.stderr
+
+
+def test_what_changed_in_the_second_of_the_save_is_read_again(env: Path, tmp_path: Path) -> None:
+    save(env, tmp_path, aged=False)  # the env was made in the same second: its mtimes prove nothing
+    site = f"{env}/lib/{PYVER}/site-packages"
+    extra = build_lib(f"{site}/late/lib/liblate.so.1", "liblate.so.1", exports=["late"])
+    build_pyext(f"{site}/latemod", "_core", calls=["late"], needs=[extra])
+    os.utime(site, ns=(os.stat(site).st_atime_ns, os.stat(site).st_mtime_ns // 10**9 * 10**9))
+    result = analyze(str(env), sys.executable, CLEAN, store=DiskStore(None))
+    assert f"{site}/late/lib" in result.directories
