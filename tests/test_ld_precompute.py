@@ -9,14 +9,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 from condakit import REAL_PYTHON, make_env
 from elfkit import build_exe, build_lib, build_pyext, run
 from needs import need
 
-import launcher.ld.analysis as analysis_module
+import launcher.ld.fresh as fresh_module
 from launcher.ld.analysis import analyze
 from launcher.ld.elf import read_elf
 from launcher.ld.elfinfo import ElfInfo
@@ -57,7 +57,7 @@ class Parses:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.paths: list[str] = []
-        monkeypatch.setattr(analysis_module, "read_elf", self)
+        monkeypatch.setattr(fresh_module, "read_elf", self)
 
     def __call__(self, path: str) -> Optional[ElfInfo]:
         self.paths.append(path)
@@ -98,29 +98,71 @@ def unpack_like_an_image(prefix: Path) -> None:
         os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns // 10**9 * 10**9))
 
 
-def test_save_then_a_fresh_container_reads_the_env_without_parsing_it(
+class Links:
+    """Counts full analyses (linking the env), patched in for one test."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = fresh_module._link
+
+        def counted(*args: Any) -> Any:
+            self.count += 1
+            return real(*args)
+
+        monkeypatch.setattr(fresh_module, "_link", counted)
+
+
+def test_save_then_a_fresh_container_uses_the_saved_answer(
     env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saved = save(env, tmp_path)
     directory = precomputed_dir(str(env))
     assert f"saved for the launches of this image: {directory}" in saved.stdout
-    assert sorted(os.listdir(directory)) == ["objects", "walk"]
+    assert sorted(os.listdir(directory)) == ["index", "objects", "walk"]
     fresh = analyze(str(env), sys.executable, CLEAN, store=NullStore())
 
     unpack_like_an_image(env)
-    parses = Parses(monkeypatch)
+    links, parses = Links(monkeypatch), Parses(monkeypatch)
     cache = tmp_path / "fresh-home" / ".cache" / "ma-launch"
-    result = analyze(str(env), sys.executable, CLEAN, store=DiskStore(str(cache)))
-    assert parses.paths == []  # everything came from the pre-computed analysis, checked by signature
-    assert result.added == fresh.added and not result.from_cache
-    assert sorted(p.rsplit(".", 1)[1] for p in os.listdir(cache)) == ["index"]  # nothing to rewrite
-    assert analyze(str(env), sys.executable, CLEAN, store=DiskStore(str(cache))).from_cache
+    for program in ("/bin/bash", "/bin/sh", sys.executable):
+        result = analyze(str(env), program, CLEAN, store=DiskStore(str(cache)))
+        assert result.from_cache and links.count == 0 and parses.paths == []
+    assert result.added == fresh.added  # the Python's answer
+    assert not cache.exists()  # nothing to keep: the image's answer holds
+
+    # A platform LD_LIBRARY_PATH holding none of the env's sonames: the answer still holds.
+    platform = tmp_path / "usr-local-cuda-lib64"
+    build_lib(f"{platform}/libunrelated.so.1", "libunrelated.so.1")
+    ld = {**CLEAN, "LD_LIBRARY_PATH": f"{platform}:/nonexistent"}
+    assert analyze(str(env), sys.executable, ld, store=DiskStore(str(cache))).from_cache and links.count == 0
+
+    # Another question (a program nobody pre-computed): linked, but nothing parsed.
+    other = analyze(str(env), f"{env}/bin/app", CLEAN, store=DiskStore(str(cache)))
+    assert not other.from_cache and links.count == 1 and parses.paths == []
+    assert sorted(p.rsplit(".", 1)[1] for p in os.listdir(cache)) == ["index"]
+    assert analyze(str(env), f"{env}/bin/app", CLEAN, store=DiskStore(str(cache))).from_cache
 
     # Without it, the same launch parses the env.
-    result = analyze(
-        str(env), sys.executable, CLEAN, store=DiskStore(str(tmp_path / "c2"), precomputed=False)
+    alone = DiskStore(str(tmp_path / "c2"), precomputed=False)
+    assert analyze(str(env), sys.executable, CLEAN, store=alone).added == fresh.added and parses.paths
+
+
+def test_a_platform_directory_with_the_env_sonames_is_analysed_again(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save(env, tmp_path)
+    site = f"{env}/lib/{PYVER}/site-packages"
+    platform = tmp_path / "usr-local-cuda-lib64"
+    build_lib(f"{platform}/libnvx.so.1", "libnvx.so.1", exports=["nvx"])  # the same soname as the wheel's
+    links = Links(monkeypatch)
+    ld = {**CLEAN, "LD_LIBRARY_PATH": str(platform)}
+    result = analyze(str(env), sys.executable, ld, store=DiskStore(str(tmp_path / "c")))
+    assert links.count == 1 and not result.from_cache
+    assert result.directories == (f"{site}/nvidia/x/lib",)
+    assert result.added[0].overrides == (
+        (("libnvx.so.1", f"{site}/mod/_core{_suffix()}", f"{platform}/libnvx.so.1")),
     )
-    assert result.added == fresh.added and parses.paths
+    assert not analyze(str(env), sys.executable, CLEAN, store=NullStore()).added[0].overrides
 
 
 def test_a_changed_env_is_checked_directory_by_directory(

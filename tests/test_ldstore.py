@@ -7,7 +7,7 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 from condakit import REAL_PYTHON, make_env
@@ -71,7 +71,7 @@ def test_memory_store_copies_documents(env: str) -> None:
     analyze(env, f"{env}/bin/app", CLEAN, store=store)
     doc = store.read(env, "index")
     assert isinstance(doc, dict)
-    doc["result"] = "changed by the caller"
+    doc["answers"] = "changed by the caller"
     assert analyze(env, f"{env}/bin/app", CLEAN, store=store).from_cache
     assert store.writes.count((env, "index")) == 1
 
@@ -155,14 +155,20 @@ def test_cache_files_of_another_user_are_ignored(env: str, tmp_path: Path) -> No
     assert not again.from_cache and again.added == first.added
 
 
+def answer_result(doc: object) -> Any:
+    """The result of the first answer in an index document (to forge it)."""
+    assert isinstance(doc, dict) and isinstance(doc["answers"], list)
+    return doc["answers"][0]["result"]
+
+
 @pytest.mark.parametrize("forged", ["/tmp/evil", "{env}/../evil", "{env}-other/lib", "{env}/lib/../../evil"])
 def test_a_cached_directory_outside_the_env_is_never_added(env: str, tmp_path: Path, forged: str) -> None:
     store = DiskStore(str(tmp_path / "cache"))
     first = analyze(env, f"{env}/bin/app", CLEAN, store=store)
     doc = store.read(env, "index")
-    assert isinstance(doc, dict) and isinstance(doc["result"], dict)
+    result = answer_result(doc)
     evil = forged.format(env=env)
-    doc["result"]["added"][0]["directory"] = evil
+    result["added"][0]["directory"] = evil
     assert store.write(env, "index", doc)  # well-formed, right checksum, owned by us
     result = analyze(env, f"{env}/bin/app", CLEAN, store=store)
     assert not result.from_cache and result.directories == first.directories
@@ -179,8 +185,7 @@ def test_forged_cache_does_not_reach_the_program(tmp_path: Path) -> None:
     assert first.returncode == 0 and first.stdout.strip() == f"{prefix}/lib"  # sh may run bin/app
     store = DiskStore(str(tmp_path / "c" / "ma-launch"))
     doc = store.read(str(prefix), "index")
-    assert isinstance(doc, dict) and isinstance(doc["result"], dict)
-    doc["result"]["added"][0]["directory"] = "/tmp/evil"  # only the directory is forged
+    answer_result(doc)["added"][0]["directory"] = "/tmp/evil"  # only the directory is forged
     assert store.write(str(prefix), "index", doc)
     assert launch(tmp_path, environ, *show).stdout == first.stdout
 

@@ -237,7 +237,7 @@ def looks_like_python(program: Optional[str], argv0: str) -> bool:
         return True
     if program is None:
         return False
-    from launcher.ld.elf import read_shebang
+    from launcher.ld.shebang import read_shebang
 
     return "python" in " ".join(read_shebang(program) or ())
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from launcher.errors import NotFoundError, UsageError
-from launcher.ld.elf import read_shebang
+from launcher.ld.shebang import read_shebang
 from launcher.ld.sonames import is_driver_soname
 from launcher.modelarts.facts import CONDA_ROOTS as DEFAULT_ROOTS
 

@@ -24,20 +24,17 @@ import os
 from launcher.core.paths import search_path
 from launcher.core.programs import is_python_name, shebang_interpreter
 from launcher.core.record import Record
-from launcher.ld.docs import Objects, cached_result, index_doc, stored_dirs, walk_doc
-from launcher.ld.elf import read_elf, read_shebang
-from launcher.ld.ldsocache import LD_SO_CACHE
+from launcher.ld.answers import find_answer
 from launcher.ld.result import AddedDir, LdAnalysis, Unresolved
-from launcher.ld.search import ld_path_entries, system_lib_dirs
-from launcher.ld.walk import Walk
+from launcher.ld.shebang import read_shebang
+from launcher.ld.sigs import path_sig
+from launcher.ld.sysdirs import LD_SO_CACHE, ld_path_entries, system_lib_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Optional
 
-    from launcher.ld.elfinfo import ElfInfo
-    from launcher.ld.search import DirTable
     from launcher.ld.store import LdStore
 
 __all__ = ["AddedDir", "LdAnalysis", "Question", "Unresolved", "analyze", "question"]
@@ -52,7 +49,7 @@ class Question(Record):
     entries, the program (``main``, after ``#!`` lines), the Python that loads extension modules, other
     programs to check, and whether the env's executables are checked too (``reach``)."""
 
-    __slots__ = ("ld_path", "main", "others", "prefix", "python", "reach")
+    __slots__ = ("_keys", "ld_path", "main", "others", "prefix", "python", "reach")
 
     def __init__(
         self,
@@ -69,25 +66,20 @@ class Question(Record):
         self.python = python
         self.others = others
         self.reach = reach
+        self._keys: dict[bool, list[object]] = {}
 
-    def key(self) -> list[object]:
-        """The question with the signatures of the files outside the env it depends on."""
-        roots = [p for p in (self.main, self.python, *self.others) if p]
-        dirs = sorted({*self.ld_path, *system_lib_dirs()})
-        return [
-            [self.prefix, self.main, self.python, list(self.others), self.reach, list(self.ld_path)],
-            [[p, _sig(p)] for p in roots],
-            _sig(LD_SO_CACHE),
-            [[d, _sig(d)] for d in dirs],
-        ]
-
-
-def _sig(path: str) -> Optional[list[int]]:
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    def key(self, coarse: bool = False) -> list[object]:
+        """The question but ``LD_LIBRARY_PATH`` (see :mod:`launcher.ld.answers`), with the signatures of the
+        files outside the env it depends on (``coarse``: as an image's pre-computed answers keep them)."""
+        if coarse not in self._keys:
+            roots = [p for p in (self.main, self.python, *self.others) if p]
+            self._keys[coarse] = [
+                [self.prefix, self.main, self.python, list(self.others), self.reach],
+                [[p, path_sig(p, coarse)] for p in roots],
+                path_sig(LD_SO_CACHE, coarse),
+                [[d, path_sig(d, coarse)] for d in system_lib_dirs()],
+            ]
+        return self._keys[coarse]
 
 
 def _shebang_target(path: str, environ: Mapping[str, str]) -> str:
@@ -169,91 +161,21 @@ def analyze(
     work through ``store``; with ``MA_LAUNCH_DEBUG`` set in ``environ`` it says on stderr why the store
     was not used."""
     q = question(prefix, program, environ, extra_objects, reach)
-    key = q.key()
     log = _debug_log(environ)
     try:
-        return _answer(q, key, store, log, use_store=True)
+        return _answer(q, store, log, use_store=True)
     except _STORE_ERRORS as exc:  # documents of the right shape but not what this version wrote
         log(f"ignoring the stored analysis of {q.prefix}: {exc!r}")
-        return _answer(q, key, store, log, use_store=False)
+        return _answer(q, store, log, use_store=False)
 
 
-def _answer(
-    q: Question, key: list[object], store: LdStore, log: Callable[[str], None], *, use_store: bool
-) -> LdAnalysis:
-    """The stored answer when it is still valid, else a new one (kept in ``store``)."""
+def _answer(q: Question, store: LdStore, log: Callable[[str], None], *, use_store: bool) -> LdAnalysis:
+    """A stored answer that still holds, else a new one (:func:`launcher.ld.fresh.fresh_answer`)."""
     if use_store:
-        cached = cached_result(store.read(q.prefix, "index"), q.prefix, key)
-        if cached is not None:
-            return cached
-    old, coarse = stored_dirs(store.read(q.prefix, "walk"), q.prefix) if use_store else ({}, False)
-    walk = Walk(q.prefix, old, coarse=coarse)
-    objects = Objects(store.read(q.prefix, "objects") if use_store and walk.files else None, q.prefix)
-    result = _link(q, walk, objects)
-    if walk.changed and not store.write(q.prefix, "walk", walk_doc(q.prefix, walk)):
-        log(f"could not keep the analysis of {q.prefix}; the next launch scans again")
-    objects.finish(walk.files)
-    if objects.changed:
-        store.write(q.prefix, "objects", objects.doc(q.prefix))
-    store.write(q.prefix, "index", index_doc(q.prefix, key, walk, result))
-    return result
+        for doc in store.layers(q.prefix, "index"):
+            found = find_answer(doc, q.prefix, q.ld_path, q.key)
+            if found is not None:
+                return found
+    from launcher.ld.fresh import fresh_answer  # the slow path: walk, parse, link
 
-
-class _Parsed:
-    """The parsed files of a walk: from the stored objects where valid, a symlink as its target."""
-
-    def __init__(self, walk: Walk, objects: Objects) -> None:
-        self._walk = walk
-        self._objects = objects
-        self._links = {
-            (f"{rel}/{name}" if rel else name): target
-            for rel, rec in walk.dirs.items()
-            for name, target in rec.links.items()
-            if target
-        }
-        self.infos: dict[str, Optional[ElfInfo]] = {}
-
-    def is_alias(self, rel: str) -> bool:
-        """Whether ``rel`` is a symlink to another file of the walk (the file counts once)."""
-        target = self._links.get(rel)
-        return target is not None and target != rel and target in self._walk.files
-
-    def get(self, rel: str, depth: int = 0) -> Optional[ElfInfo]:
-        if rel in self.infos:
-            return self.infos[rel]
-        if self.is_alias(rel) and depth < 8:
-            info = self.get(self._links[rel], depth + 1)
-        else:
-            sig = self._walk.files[rel]
-            known, info = self._objects.get(rel, sig)
-            if not known:
-                info = read_elf(os.path.join(self._walk.prefix, rel))
-                self._objects.put(rel, sig, info)
-        self.infos[rel] = info
-        return info
-
-
-def _link(q: Question, walk: Walk, objects: Objects) -> LdAnalysis:
-    """Build the env's table of libraries from the walk, then link everything."""
-    from launcher.ld.choose import decide  # not needed when the stored answer is still valid
-    from launcher.ld.link import Linker, Roots
-
-    parsed = _Parsed(walk, objects)
-    table: DirTable = {}
-    env_libs: list[str] = []
-    programs: dict[str, Optional[ElfInfo]] = {}
-    for rel, rec in walk.dirs.items():
-        directory = f"{q.prefix}/{rel}" if rel else q.prefix
-        base = f"{rel}/" if rel else ""
-        files: dict[str, tuple[str, Optional[ElfInfo]]] = {}
-        for name in rec.libs:
-            files[name] = (f"{directory}/{name}", parsed.get(base + name))
-            if not parsed.is_alias(base + name):
-                env_libs.append(f"{directory}/{name}")
-        table[directory] = files
-        if q.reach:
-            for name in rec.progs:
-                programs[f"{directory}/{name}"] = parsed.get(base + name)
-    others = [*q.others, *(p for p in programs if p not in q.others)]
-    roots = Roots(q.main, q.python, others)
-    return decide(Linker(q.prefix, table, q.ld_path, roots, programs).link(sorted(env_libs)))
+    return fresh_answer(q, store, log, use_store=use_store)

@@ -21,7 +21,7 @@ import os
 
 from launcher.ld.link import lib_order
 from launcher.ld.result import AddedDir, LdAnalysis, Unresolved
-from launcher.ld.search import inside, system_lib_dirs
+from launcher.ld.sysdirs import inside, system_lib_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

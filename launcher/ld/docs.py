@@ -1,40 +1,28 @@
-"""The analysis' documents in a store (:mod:`launcher.ld.store`), made and checked here.
+"""The analysis' work documents in a store (:mod:`launcher.ld.store`), made and checked here (the
+``index`` of answers is :mod:`launcher.ld.answers`):
 
-* ``index``: the last question (everything outside the env's files that the answer depends on, as a key),
-  the signature of every scanned directory and the answer - the fast path of a repeated launch;
 * ``walk``: each scanned directory's record (:class:`launcher.ld.walk.DirRec`);
 * ``objects``: each file's signature and parsed dynamic section (:class:`launcher.ld.elfinfo.ElfInfo`).
 
 A document is used only when its version and env prefix match; records that do not have the expected
-shape are ignored one by one; an answer whose prepended directories do not all lie inside the env is
-ignored as a whole (a forged cache must not put a directory of its choosing on ``LD_LIBRARY_PATH``).
-The ``walk`` and ``objects`` documents of an analysis pre-computed into an image are ``coarse``
+shape are ignored one by one. The documents of an analysis pre-computed into an image are ``coarse``
 (:mod:`launcher.ld.walk`; :func:`coarsened` makes them).
 """
 
 from __future__ import annotations
 
-import os
-
+from launcher.ld.answers import VERSION
 from launcher.ld.elfinfo import ElfInfo
-from launcher.ld.result import LdAnalysis
-from launcher.ld.search import inside
-from launcher.ld.walk import DirRec, coarse_dir_sig, coarse_file_sig, unchanged
+from launcher.ld.sigs import coarse_dir_sig, coarse_file_sig
+from launcher.ld.walk import DirRec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Optional, TypedDict
 
-    from launcher.ld.result import AnalysisDoc
-    from launcher.ld.walk import Sig, Walk
-
-    class IndexDoc(TypedDict):
-        v: int
-        prefix: str
-        key: list[object]
-        sigs: dict[str, Sig]
-        result: AnalysisDoc
+    from launcher.ld.sigs import Sig
+    from launcher.ld.walk import Walk
 
     class WalkDoc(TypedDict):
         v: int
@@ -49,36 +37,12 @@ if TYPE_CHECKING:
         objects: dict[str, list[object]]
 
 
-VERSION = 3
-
-
 def _body(doc: object, prefix: str, field: str) -> Optional[tuple[dict[str, object], dict[str, object]]]:
     """(the document, its ``field`` dict) when ``doc`` is of this version and env, else ``None``."""
     if not isinstance(doc, dict) or doc.get("v") != VERSION or doc.get("prefix") != prefix:
         return None
     body = doc.get(field)
     return (doc, body) if isinstance(body, dict) else None
-
-
-def index_doc(prefix: str, key: list[object], walk: Walk, result: LdAnalysis) -> IndexDoc:
-    """The fast-path document for this question and answer."""
-    sigs = {rel: rec.sig for rel, rec in walk.dirs.items()}
-    return {"v": VERSION, "prefix": prefix, "key": key, "sigs": sigs, "result": result.to_json()}
-
-
-def cached_result(doc: object, prefix: str, key: list[object]) -> Optional[LdAnalysis]:
-    """The stored answer, if it answers the same question, no scanned directory changed, and every
-    directory it prepends lies inside the env; else ``None``."""
-    found = _body(doc, prefix, "sigs")
-    if found is None or found[0].get("key") != key or not unchanged(prefix, found[1]):
-        return None
-    try:
-        result = LdAnalysis.from_json(found[0].get("result"), from_cache=True)
-    except ValueError:
-        return None
-    if not all(os.path.normpath(d) == d and inside(d, prefix) for d in result.directories):
-        return None
-    return result
 
 
 def _coarse(doc: dict[str, object]) -> bool:

@@ -279,16 +279,3 @@ def read_elf(path: str) -> Optional[ElfInfo]:
         return None
     finally:
         os.close(fd)
-
-
-def read_shebang(path: str) -> Optional[list[str]]:
-    """The words of a script's ``#!`` line (interpreter first), or ``None`` when ``path`` has none."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(256)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape").split()
-    return words or None

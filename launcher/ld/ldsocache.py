@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 
-LD_SO_CACHE = "/etc/ld.so.cache"
+from launcher.ld.sysdirs import LD_SO_CACHE
+
 _NEW_MAGIC = b"glibc-ld.so.cache1.1"
 _OLD_MAGIC = b"ld.so-1.7.0"
 _MAX_ENTRIES = 1_000_000

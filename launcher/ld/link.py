@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 
-from launcher.ld.search import Node, Resolver, inside
+from launcher.ld.search import Node, Resolver
+from launcher.ld.sysdirs import inside
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -108,6 +109,8 @@ class Linker:
         self.unresolved: dict[str, set[str]] = {}
         # soname -> versions required of it that the copies found lack
         self.lacking: dict[str, set[str]] = {}
+        # sonames some lookup searched LD_LIBRARY_PATH for (no RPATH hit before it)
+        self.sensitive: set[str] = set()
         # (soname, env needer, the copy outside the env it would load, the needer's RUNPATH directory
         # holding its own copy or None)
         self.outside: list[tuple[str, str, str, Optional[str]]] = []
@@ -209,6 +212,8 @@ class Linker:
         """Find one ``DT_NEEDED`` entry of ``node``; queue what it loads, record what goes wrong."""
         versions = node.info.versions_needed_from(name)
         found = self.res.find(name, node, dirs, self.ld_path)
+        if found is None or found.stage != "rpath":
+            self.sensitive.add(name)
         if found is not None and found.info.defines_versions(versions):
             self.edges.setdefault(node.path, set()).add(found.path)
             child = self.nodes.get(found.path)

@@ -19,10 +19,11 @@ import os
 
 from launcher.ld.elf import read_elf
 from launcher.ld.ldsocache import load_ld_so_cache
+from launcher.ld.sysdirs import default_dirs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
     from typing import Literal, Optional
 
     from launcher.ld.elfinfo import ElfInfo
@@ -34,40 +35,8 @@ if TYPE_CHECKING:
     #: directory -> {file name: (path, parsed object or None)}.
     DirTable = dict[str, dict[str, tuple[str, Optional[ElfInfo]]]]
 
-TRIPLETS = {
-    62: "x86_64-linux-gnu",
-    183: "aarch64-linux-gnu",
-    3: "i386-linux-gnu",
-    21: "powerpc64le-linux-gnu",
-    22: "s390x-linux-gnu",
-    40: "arm-linux-gnueabihf",
-    243: "riscv64-linux-gnu",
-}
 _PLATFORMS = {62: "x86_64", 183: "aarch64", 3: "i686", 21: "powerpc64le", 22: "s390x", 243: "riscv64"}
 _ELFCLASS64 = 2
-
-
-def default_dirs(info: ElfInfo) -> tuple[str, ...]:
-    """The loader's built-in directories for an object of ``info``'s class and machine (Debian and
-    Red Hat layouts both)."""
-    triplet = TRIPLETS.get(info.machine)
-    dirs: list[str] = []
-    if triplet and (info.elf_class == _ELFCLASS64 or info.machine in (3, 40)):
-        dirs += [f"/lib/{triplet}", f"/usr/lib/{triplet}"]
-    if info.elf_class == _ELFCLASS64:
-        dirs += ["/lib64", "/usr/lib64"]
-    else:
-        dirs += ["/lib32", "/usr/lib32"]
-    dirs += ["/lib", "/usr/lib"]
-    return tuple(dirs)
-
-
-def system_lib_dirs() -> list[str]:
-    """Every default directory of every known machine that exists here (for cache keys and shadows)."""
-    dirs = ["/lib", "/usr/lib", "/lib64", "/usr/lib64"]
-    for triplet in TRIPLETS.values():
-        dirs += [d for d in (f"/lib/{triplet}", f"/usr/lib/{triplet}") if os.path.isdir(d)]
-    return dirs
 
 
 def expand(spec: Optional[str], origin: str, info: ElfInfo) -> list[str]:
@@ -87,23 +56,6 @@ def expand(spec: Optional[str], origin: str, info: ElfInfo) -> list[str]:
             continue  # relative to the working directory, or an unknown token: the loader ignores it
         out.append(os.path.normpath(item))
     return out
-
-
-def ld_path_entries(environ: Mapping[str, str]) -> list[str]:
-    """The absolute, distinct entries of ``LD_LIBRARY_PATH`` (the loader ignores relative ones here too:
-    they depend on the working directory of each process)."""
-    out: list[str] = []
-    for item in (environ.get("LD_LIBRARY_PATH") or "").replace(";", ":").split(":"):
-        if item.startswith("/"):
-            norm = os.path.normpath(item)
-            if norm not in out:
-                out.append(norm)
-    return out
-
-
-def inside(path: str, prefix: str) -> bool:
-    """Whether ``path`` is ``prefix`` or lies below it (both normalised absolute paths)."""
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 class Node:

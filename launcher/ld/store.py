@@ -1,9 +1,10 @@
 """Where the LD analysis keeps its work between launches: a store of named documents per env.
 
 The analysis (:func:`launcher.ld.analysis.analyze`) reads and writes three JSON-shaped documents per env
-prefix - ``index`` (the last question and its answer, with the signature of every scanned directory),
-``walk`` (each directory's listing) and ``objects`` (the parsed dynamic section of each file) - through a
-store it is given. It never touches a cache file itself: the store on disk is
+prefix - ``index`` (the last answers, with the signature of every scanned directory), ``walk`` (each
+directory's listing) and ``objects`` (the parsed dynamic section of each file) - through a store it is
+given. A store may also hold a read-only layer under the caller's own documents (the analysis an image
+build pre-computed): :meth:`LdStore.layers`. It never touches a cache file itself: the store on disk is
 :class:`launcher.run.ldstore.DiskStore` (the only code that writes files is in ``launcher.run``); tests
 and ``doctor`` pass a :class:`MemoryStore` or :class:`NullStore`.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from typing import Literal
 
     #: The documents the analysis keeps per env.
@@ -37,6 +38,10 @@ class LdStore:
         """Keep ``doc`` as ``name`` of the env ``prefix``; ``False`` when that was not possible. Never
         raises."""
         return False
+
+    def layers(self, prefix: str, name: DocName) -> Iterator[object]:
+        """Every document ``name`` of the env, the caller's own first, read as they are asked for."""
+        yield self.read(prefix, name)
 
 
 class NullStore(LdStore):

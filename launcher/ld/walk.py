@@ -11,10 +11,8 @@ directories of a large env. The candidate files of a walked directory are statte
 library rewritten in place in an unchanged directory is noticed too. The top-level ``bin/`` is listed but
 not descended.
 
-Signatures are *fine* on the machine that made them (mtime and ctime in nanoseconds, inode) and *coarse*
-in an analysis pre-computed into an image (a directory's mtime in whole seconds; a file's size and mtime
-in whole seconds): unpacking an image's layers gives every file a new inode and ctime and keeps mtimes to
-the second only. A walk checked against a coarse one records fine signatures.
+A walk can be checked against a *coarse* one (:mod:`launcher.ld.sigs`), pre-computed into an image; it
+records fine signatures.
 """
 
 from __future__ import annotations
@@ -22,12 +20,14 @@ from __future__ import annotations
 import os
 from stat import S_ISREG
 
+from launcher.ld.sigs import dir_sig, file_sig
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Optional
 
-    Sig = list[int]
+    from launcher.ld.sigs import Sig
 
 # Top-level env directories that never hold loadable libraries (or hold other envs: base's envs/, pkgs/).
 _SKIP_TOP = frozenset(
@@ -38,32 +38,11 @@ _SKIP_ANY = frozenset({"__pycache__", ".git", ".hg", ".svn"})
 _SKIP_SUFFIXES = (".dist-info", ".egg-info")
 _KEEP_EMPTY = ("site-packages", "dist-packages")
 _MAX_DEPTH = 40
-_NS = 1_000_000_000
 
 
 def is_candidate(name: str) -> bool:
     """Whether the loader could load a file of this name when asked for it (a shared object's name)."""
     return name.endswith(".so") or ".so." in name
-
-
-def dir_sig(st: os.stat_result, coarse: bool = False) -> Sig:
-    """A directory's signature: (mtime, inode, ctime), or its mtime in seconds when ``coarse``."""
-    return [st.st_mtime_ns // _NS] if coarse else [st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
-
-
-def file_sig(st: os.stat_result) -> Sig:
-    """A file's signature: (size, mtime, ctime)."""
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
-
-def coarse_dir_sig(sig: Sig) -> Sig:
-    """The coarse form of a fine directory signature."""
-    return [sig[0] // _NS]
-
-
-def coarse_file_sig(sig: Sig) -> Sig:
-    """The coarse form of a fine file signature."""
-    return [sig[0], sig[1] // _NS]
 
 
 class DirRec:
@@ -244,18 +223,3 @@ def _link_target(path: str, name: str, rel: str) -> str:
         return ""
     joined = os.path.normpath(os.path.join(rel, target))
     return "" if joined == ".." or joined.startswith("../") else joined
-
-
-def unchanged(prefix: str, sigs: Mapping[str, object]) -> bool:  # fine signatures only: a cache
-    """Do all directories of an earlier walk still have their signatures? (One ``stat`` each.)"""
-    if not sigs:
-        return False
-    stat = os.stat
-    for rel, sig in sigs.items():
-        try:
-            st = stat(prefix + "/" + rel if rel else prefix)
-        except (OSError, ValueError, TypeError):
-            return False
-        if sig != dir_sig(st):
-            return False
-    return True

@@ -6,11 +6,12 @@ analysis an image build pre-computed into the env.
   (:func:`launcher.run.files.write_atomic`), mode 0600 in a 0700 directory. A relative or empty
   ``XDG_CACHE_HOME``/``HOME``, or none at all, means no cache: never a write into the working directory
   or ``/``. A file not owned by the current user is ignored.
-* The pre-computed analysis: ``ENV/etc/ma-launch/ld/walk`` and ``.../objects``, written by
+* The pre-computed analysis: ``ENV/etc/ma-launch/ld/{index,walk,objects}``, written by
   ``ma-launch --ld-report --save`` (:func:`save_precomputed`) while the image is built. A launch only
-  reads it, when the user's cache has no such document, and checks it directory by directory like any
-  cached walk (with signatures that survive the unpacking of an image's layers). A file there is trusted
-  when root, the current user or the env's owner (who can change the env's programs anyway) owns it.
+  reads it: its answers when the user's cache has none that holds, its walk and objects when the cache
+  has none; all checked like the user's own (with signatures that survive the unpacking of image
+  layers). A file there is trusted when root, the current user or the env's owner (who can change the
+  env's programs anyway) owns it.
 
 Each file is ``ma-launch-ld <crc32> <length>`` on one line, then the document in :mod:`marshal` form. Not
 JSON: importing :mod:`json` (with :mod:`re`) costs more than a whole repeated check, which must stay within
@@ -24,11 +25,10 @@ import os
 from stat import S_ISREG
 
 from launcher.ld.store import LdStore
-from launcher.run.files import write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Container, Mapping
+    from collections.abc import Container, Iterator, Mapping
     from typing import Optional
 
     from launcher.ld.store import DocName
@@ -128,16 +128,21 @@ class DiskStore(LdStore):
         return os.path.join(self.cache_dir, f"ld-{_stem(prefix)}.{name}")
 
     def read(self, prefix: str, name: DocName) -> object:
+        return next((doc for doc in self.layers(prefix, name) if doc is not None), None)
+
+    def layers(self, prefix: str, name: DocName) -> Iterator[object]:
         path = self.path(prefix, name)
-        doc = None if path is None else read_trusted(path, (os.geteuid(),))
-        if doc is None and self.precomputed and name != "index":
-            doc = read_trusted(os.path.join(precomputed_dir(prefix), name), _image_owners(prefix))
-        return doc
+        if path is not None:
+            yield read_trusted(path, (os.geteuid(),))
+        if self.precomputed:
+            yield read_trusted(os.path.join(precomputed_dir(prefix), name), _image_owners(prefix))
 
     def write(self, prefix: str, name: DocName, doc: Mapping[str, object]) -> bool:
         path = self.path(prefix, name)
         if path is None or self.cache_dir is None:
             return False
+        from launcher.run.files import write_atomic  # not needed when the stored answer holds
+
         try:
             os.makedirs(self.cache_dir, mode=0o700, exist_ok=True)
             write_atomic(path, encode(doc), mode=0o600, durable=False)
@@ -163,6 +168,8 @@ def save_precomputed(prefix: str, docs: Mapping[DocName, Mapping[str, object]]) 
     """Write an env's pre-computed analysis (made by :func:`launcher.ld.precompute.precompute`, after
     :func:`precomputed_dir` was created: creating it must not change what the analysis saw); returns its
     directory. Raises ``OSError`` when the env cannot be written."""
+    from launcher.run.files import write_atomic
+
     directory = precomputed_dir(prefix)
     for name, doc in docs.items():
         write_atomic(os.path.join(directory, name), encode(doc), mode=0o644)
