@@ -135,7 +135,7 @@ def build_tf_shape(prefix: str, linker: Linker, python: str) -> tuple[int, int]:
     os.symlink(python, os.path.join(prefix, "bin", "python3"))
     files = _files(os.path.join(prefix, "bin"), [f"tool{i}" for i in range(40)], f"#!{prefix}/bin/python3\n")
     for i in range(40):
-        os.chmod(os.path.join(prefix, "bin", f"tool{i}"), 0o755)
+        os.chmod(os.path.join(prefix, "bin", f"tool{i}"), 0o755)  # noqa: S103 - a program
     conda = [linker.lib(f"{lib}/libc{i}.so.{i % 3 + 1}", rpath="$ORIGIN") for i in range(32)]
     nvidia = [linker.lib(f"{sp}/nvidia/{n}/lib/lib{n}.so.12", rpath="$ORIGIN") for n in NVIDIA]
     cuda = linker.lib(f"{prefix}/../stubs/libcuda.so.1")
@@ -223,33 +223,31 @@ def spawn_ms(argv: list[str], env: dict[str, str]) -> float:
 
 
 def paired_launches(saved: str, plain: str, work: str, python: str, rounds: int) -> dict[str, list[float]]:
-    """Per variant, the wall times of ``rounds`` paired rounds (after two warm-up rounds)."""
+    """Per variant, the wall times of ``rounds`` paired rounds (after two warm-up rounds). The order of
+    the variants changes from round to round (a fixed order would charge each one the after-effects of
+    the one before); ``repeated`` uses the cache an earlier round's cold launch left."""
+    import random
+
     base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "PYTHONPYCACHEPREFIX": os.path.join(work, "pycache")}
     times: dict[str, list[float]] = {"off": [], "precomputed": [], "cold": [], "repeated": []}
+    shuffle = random.Random(42).shuffle
+
+    def run(prefix: str, mode: str, home: str) -> float:
+        argv = [python, "-m", "launcher", "-q", "-p", prefix, "--workdir", work, "--ld-library-path", mode]
+        return spawn_ms([*argv, "--", f"{prefix}/bin/python3", "-c", "pass"], {**base, "HOME": home})
+
+    homes = os.path.join(work, "homes")
+    run(plain, "auto", os.path.join(homes, "cold-1"))  # the first cache for "repeated"
     for i in range(rounds + 2):
-        homes = {name: os.path.join(work, "homes", f"{name}{i}") for name in ("off", "pre", "cold")}
-
-        def run(prefix: str, mode: str, home: str) -> float:
-            argv = [
-                python,
-                "-m",
-                "launcher",
-                "-q",
-                "-p",
-                prefix,
-                "--workdir",
-                work,
-                "--ld-library-path",
-                mode,
-            ]
-            return spawn_ms([*argv, "--", f"{prefix}/bin/python3", "-c", "pass"], {**base, "HOME": home})
-
-        sample = {
-            "off": run(plain, "off", homes["off"]),
-            "precomputed": run(saved, "auto", homes["pre"]),
-            "cold": run(plain, "auto", homes["cold"]),
-            "repeated": run(plain, "auto", homes["cold"]),
+        variants = {
+            "off": (plain, "off", os.path.join(homes, f"off{i}")),
+            "precomputed": (saved, "auto", os.path.join(homes, f"pre{i}")),
+            "cold": (plain, "auto", os.path.join(homes, f"cold{i}")),
+            "repeated": (plain, "auto", os.path.join(homes, f"cold{i - 1}")),
         }
+        order = list(variants)
+        shuffle(order)
+        sample = {name: run(*variants[name]) for name in order}
         if i >= 2:
             for name, value in sample.items():
                 times[name].append(value)
@@ -271,9 +269,8 @@ def report(times: dict[str, list[float]], python: str, shape: tuple[int, int]) -
         budget = BUDGETS[name]
         ok = ok and delta <= budget
         verdict = "ok" if delta <= budget else "OVER"
-        print(
-            f"{name:<12} {med:>9.1f} {delta:>+12.1f} {med / statistics.median(off):>6.2f} {f'+{budget:g} ms':>8} {verdict}"
-        )
+        ratio = med / statistics.median(off)
+        print(f"{name:<12} {med:>9.1f} {delta:>+12.1f} {ratio:>6.2f} {f'+{budget:g} ms':>8} {verdict}")
     return ok
 
 

@@ -268,3 +268,24 @@ def test_what_changed_in_the_second_of_the_save_is_read_again(env: Path, tmp_pat
     os.utime(site, ns=(os.stat(site).st_atime_ns, os.stat(site).st_mtime_ns // 10**9 * 10**9))
     result = analyze(str(env), sys.executable, CLEAN, store=DiskStore(None))
     assert f"{site}/late/lib" in result.directories
+
+
+def test_the_driver_mounted_at_boot_does_not_void_the_saved_answer(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "build-time"
+    cuda = build_lib(f"{gone}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    site = f"{env}/lib/{PYVER}/site-packages"
+    build_pyext(f"{site}/gpu", "_probe", calls=["cuInit"], needs=[cuda])
+    shutil.rmtree(gone)  # as in an image: no driver at build time
+    save(env, tmp_path)
+    driver = tmp_path / "usr-local-nvidia-lib64"  # what the platform mounts and puts on LD_LIBRARY_PATH
+    build_lib(f"{driver}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    links = Links(monkeypatch)
+    ld = {**CLEAN, "LD_LIBRARY_PATH": str(driver)}
+    result = analyze(str(env), sys.executable, ld, store=DiskStore(str(tmp_path / "c")))
+    assert result.from_cache and links.count == 0
+    assert "libcuda.so.1" in result.notes()[-1] and not result.warnings()
+    # Analysed afresh, the answer is the same: the driver is never a directory to add or to put behind.
+    fresh = analyze(str(env), sys.executable, ld, store=NullStore())
+    assert fresh.directories == result.directories and all(not a.overrides for a in fresh.added)

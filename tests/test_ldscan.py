@@ -576,3 +576,16 @@ def test_added_directory_names_the_system_libraries_it_shadows(
     listed = run([loader, "--list", program], list(result.directories)).stdout
     assert f"{env}/lib/{needs[0]}" in listed
     assert f"{env}/lib/{needs[0]}" not in run([loader, "--list", program], None).stdout
+
+
+def test_the_driver_the_platform_mounts_is_never_put_behind_an_env_copy(
+    env: str, cache: DiskStore, tmp_path: os.PathLike[str]
+) -> None:
+    sp = site(env)
+    # A wheel that carries a copy of the driver's library for building (a stub) next to its own library.
+    stub = build_lib(f"{sp}/toolkit/lib/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    build_pyext(f"{sp}/toolkit", "_core", calls=["cuInit"], needs=[stub], runpath="$ORIGIN/lib")
+    driver = os.path.join(str(tmp_path), "nvidia", "lib64")
+    build_lib(f"{driver}/libcuda.so.1", "libcuda.so.1", exports=["cuInit"])
+    result = analyze(env, sys.executable, {**CLEAN, "LD_LIBRARY_PATH": driver}, store=cache)
+    assert result.added == ()

@@ -155,20 +155,20 @@ def test_cache_files_of_another_user_are_ignored(env: str, tmp_path: Path) -> No
     assert not again.from_cache and again.added == first.added
 
 
-def answer_result(doc: object) -> Any:
-    """The result of the first answer in an index document (to forge it)."""
+def stored_index(store: DiskStore, prefix: str) -> dict[str, Any]:
+    """The index document in ``store`` (to forge it)."""
+    doc = store.read(prefix, "index")
     assert isinstance(doc, dict) and isinstance(doc["answers"], list)
-    return doc["answers"][0]["result"]
+    return doc
 
 
 @pytest.mark.parametrize("forged", ["/tmp/evil", "{env}/../evil", "{env}-other/lib", "{env}/lib/../../evil"])
 def test_a_cached_directory_outside_the_env_is_never_added(env: str, tmp_path: Path, forged: str) -> None:
     store = DiskStore(str(tmp_path / "cache"))
     first = analyze(env, f"{env}/bin/app", CLEAN, store=store)
-    doc = store.read(env, "index")
-    result = answer_result(doc)
+    doc = stored_index(store, env)
     evil = forged.format(env=env)
-    result["added"][0]["directory"] = evil
+    doc["answers"][0]["result"]["added"][0]["directory"] = evil
     assert store.write(env, "index", doc)  # well-formed, right checksum, owned by us
     result = analyze(env, f"{env}/bin/app", CLEAN, store=store)
     assert not result.from_cache and result.directories == first.directories
@@ -184,8 +184,8 @@ def test_forged_cache_does_not_reach_the_program(tmp_path: Path) -> None:
     first = launch(tmp_path, environ, *show)
     assert first.returncode == 0 and first.stdout.strip() == f"{prefix}/lib"  # sh may run bin/app
     store = DiskStore(str(tmp_path / "c" / "ma-launch"))
-    doc = store.read(str(prefix), "index")
-    answer_result(doc)["added"][0]["directory"] = "/tmp/evil"  # only the directory is forged
+    doc = stored_index(store, str(prefix))
+    doc["answers"][0]["result"]["added"][0]["directory"] = "/tmp/evil"  # only the directory is forged
     assert store.write(str(prefix), "index", doc)
     assert launch(tmp_path, environ, *show).stdout == first.stdout
 

@@ -5,7 +5,8 @@ the same (the env, the program and the Python that loads extension modules, whet
 were checked, and the signatures of those programs, of ``ld.so.cache`` and of the default directories),
 and ``LD_LIBRARY_PATH`` still gives the same sonames from the same directories. Only the *sensitive*
 sonames matter there: those some lookup searched ``LD_LIBRARY_PATH`` for (an RPATH hit stops the search
-before it), and the names in the directories the answer prepends (what they shadow depends on it). So an
+before it) but the driver's (the platform mounts it, and it is never an env directory to add), and the
+names in the directories the answer prepends (what they shadow depends on it). So an
 answer made without the platform's ``LD_LIBRARY_PATH`` (at image build) still holds at boot when the
 platform's directories hold none of them: checking costs one listing per entry.
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 from launcher.ld.search import Node, Resolver
+from launcher.ld.sonames import is_driver_soname
 from launcher.ld.sysdirs import inside
 
 TYPE_CHECKING = False
@@ -109,7 +110,8 @@ class Linker:
         self.unresolved: dict[str, set[str]] = {}
         # soname -> versions required of it that the copies found lack
         self.lacking: dict[str, set[str]] = {}
-        # sonames some lookup searched LD_LIBRARY_PATH for (no RPATH hit before it)
+        # sonames some lookup searched LD_LIBRARY_PATH for (no RPATH hit before it), the driver's aside:
+        # the platform mounts it, and where it is found changes no directory ma-launch adds
         self.sensitive: set[str] = set()
         # (soname, env needer, the copy outside the env it would load, the needer's RUNPATH directory
         # holding its own copy or None)
@@ -212,7 +214,7 @@ class Linker:
         """Find one ``DT_NEEDED`` entry of ``node``; queue what it loads, record what goes wrong."""
         versions = node.info.versions_needed_from(name)
         found = self.res.find(name, node, dirs, self.ld_path)
-        if found is None or found.stage != "rpath":
+        if (found is None or found.stage != "rpath") and not is_driver_soname(name):
             self.sensitive.add(name)
         if found is not None and found.info.defines_versions(versions):
             self.edges.setdefault(node.path, set()).add(found.path)
@@ -242,7 +244,10 @@ class Linker:
     def _check_outside(
         self, node: Node, name: str, versions: tuple[str, ...], dirs: SearchDirs, found: Found
     ) -> None:
-        """Record an override when the needer's RUNPATH, or else the env, holds a copy of its own."""
+        """Record an override when the needer's RUNPATH, or else the env, holds a copy of its own (never
+        for the driver's libraries: a copy in the env is a stub for building, not the driver)."""
+        if is_driver_soname(name):
+            return
         arch = node.info.arch_key
         own: Optional[str] = None
         for directory in dirs[1]:
