@@ -128,14 +128,24 @@ def _py_tree(root: str, dirs: int, per_dir: int, fanout: int = 4, headers: bool 
 
 def build_tf_shape(prefix: str, linker: Linker, python: str) -> tuple[int, int]:
     """The env; returns (files, ELF objects)."""
-    lib, sp = os.path.join(prefix, "lib"), os.path.join(prefix, "lib", "python3.11", "site-packages")
     for sub in ("conda-meta", "bin", "etc"):
         os.makedirs(os.path.join(prefix, sub), exist_ok=True)
     open(os.path.join(prefix, "conda-meta", "history"), "w").close()
     os.symlink(python, os.path.join(prefix, "bin", "python3"))
-    files = _files(os.path.join(prefix, "bin"), [f"tool{i}" for i in range(40)], f"#!{prefix}/bin/python3\n")
+    _files(os.path.join(prefix, "bin"), [f"tool{i}" for i in range(40)], f"#!{prefix}/bin/python3\n")
     for i in range(40):
         os.chmod(os.path.join(prefix, "bin", f"tool{i}"), 0o755)  # noqa: S103 - a program
+    _link_objects(prefix, linker)
+    _pure_python(prefix)
+    elves = sum(1 for _r, _d, fs in os.walk(prefix) for f in fs if f.endswith(".so") or ".so." in f)
+    total = sum(len(fs) for _r, _d, fs in os.walk(prefix))
+    return total, elves + 4 + 1  # + the ELF programs and the python
+
+
+def _link_objects(prefix: str, linker: Linker) -> None:
+    """The env's ELF objects: conda's lib/ and lib-dynload, tensorflow with RUNPATHs into nvidia/*/lib,
+    numpy and h5py with vendored .libs, a probe needing the driver, a plugin needing what nothing has."""
+    lib, sp = os.path.join(prefix, "lib"), os.path.join(prefix, "lib", "python3.11", "site-packages")
     conda = [linker.lib(f"{lib}/libc{i}.so.{i % 3 + 1}", rpath="$ORIGIN") for i in range(32)]
     nvidia = [linker.lib(f"{sp}/nvidia/{n}/lib/lib{n}.so.12", rpath="$ORIGIN") for n in NVIDIA]
     cuda = linker.lib(f"{prefix}/../stubs/libcuda.so.1")
@@ -183,19 +193,22 @@ def build_tf_shape(prefix: str, linker: Linker, python: str) -> tuple[int, int]:
     linker.link()
     os.remove(cuda)
     os.remove(ghost)
-    files += _py_tree(os.path.join(lib, "python3.11"), 60, 12)
-    files += _py_tree(tf, 700, 9)
-    files += _py_tree(os.path.join(tf, "include"), 500, 9, fanout=3, headers=True)
-    files += _py_tree(os.path.join(sp, "keras"), 250, 9)
-    files += _py_tree(os.path.join(sp, "numpy"), 80, 10)
+
+
+def _pure_python(prefix: str) -> None:
+    """The pure-Python and header trees, deep like the real ones."""
+    lib, sp = os.path.join(prefix, "lib"), os.path.join(prefix, "lib", "python3.11", "site-packages")
+    tf = os.path.join(sp, "tensorflow")
+    _py_tree(os.path.join(lib, "python3.11"), 60, 12)
+    _py_tree(tf, 700, 9)
+    _py_tree(os.path.join(tf, "include"), 500, 9, fanout=3, headers=True)
+    _py_tree(os.path.join(sp, "keras"), 250, 9)
+    _py_tree(os.path.join(sp, "numpy"), 80, 10)
     for n in NVIDIA:
-        files += _py_tree(os.path.join(sp, "nvidia", n, "include"), 20, 8, headers=True)
+        _py_tree(os.path.join(sp, "nvidia", n, "include"), 20, 8, headers=True)
     for p in range(20):
-        files += _py_tree(os.path.join(sp, f"pkg{p}"), 20, 8)
-        files += _files(os.path.join(sp, f"pkg{p}-1.0.dist-info"), ["METADATA", "RECORD", "WHEEL"])
-    elves = sum(1 for _r, _d, fs in os.walk(prefix) for f in fs if f.endswith(".so") or ".so." in f)
-    total = sum(len(fs) for _r, _d, fs in os.walk(prefix))
-    return total, elves + 4 + 1  # + the ELF programs and the python
+        _py_tree(os.path.join(sp, f"pkg{p}"), 20, 8)
+        _files(os.path.join(sp, f"pkg{p}-1.0.dist-info"), ["METADATA", "RECORD", "WHEEL"])
 
 
 # ---------------------------------------------------------------------------------------------------
