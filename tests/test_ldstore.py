@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -237,3 +238,23 @@ def test_write_atomic_replaces_creates_and_cleans_up(tmp_path: Path) -> None:
     write_atomic(str(tmp_path / "planted"), b"new")  # replaces the link, never writes through it
     assert not elsewhere.exists() and (tmp_path / "planted").read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "doc", "planted"]  # no temporary left
+
+
+def test_answers_to_other_questions_are_dropped_when_a_file_was_read_again(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    bar = build_lib(f"{prefix}/extra/libbar.so.1", "libbar.so.1", exports=["bar"])
+    foo = build_lib(f"{prefix}/lib/libfoo.so.1", "libfoo.so.1", exports=["foo"])
+    app = build_exe(f"{prefix}/bin/app", calls=["foo"], needs=[foo])
+    other = build_exe(f"{prefix}/bin/other")
+    newer = build_lib(
+        f"{tmp_path}/new/libfoo.so.1", "libfoo.so.1", exports=["foo"], calls=["bar"], needs=[bar]
+    )
+    store = MemoryStore()
+    assert analyze(str(prefix), app, CLEAN, store=store).directories == (f"{prefix}/lib",)
+    analyze(str(prefix), sys.executable, CLEAN, store=store)
+    with open(foo, "r+b") as handle:  # rewritten in place: its directory does not change
+        handle.write(Path(newer).read_bytes())
+        handle.truncate()
+    analyze(str(prefix), other, CLEAN, store=store)  # a new question: the env is read again
+    again = analyze(str(prefix), app, CLEAN, store=store)
+    assert not again.from_cache and again.directories == (f"{prefix}/lib", f"{prefix}/extra")

@@ -39,7 +39,8 @@ def fresh_answer(q: Question, store: LdStore, log: Callable[[str], None], *, use
         store.write(q.prefix, "objects", objects.doc(q.prefix))
     sigs = {rel: rec.sig for rel, rec in walk.dirs.items()}
     answer = answer_doc(q.key(), q.ld_path, sensitive, result)
-    old_index = store.read(q.prefix, "index") if use_store else None
+    # Other questions' answers are kept only when no file had to be read again: they hold for this walk.
+    old_index = store.read(q.prefix, "index") if use_store and not objects.changed else None
     store.write(q.prefix, "index", index_doc(q.prefix, old_index, sigs, answer))
     return result
 
