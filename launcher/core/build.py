@@ -387,8 +387,8 @@ def _apply_ld(
 ) -> LdDecision:
     """Change LD_LIBRARY_PATH for ``mode``; keep the original value in MA_LAUNCH_ORIG_LD_LIBRARY_PATH.
 
-    ``auto`` adds exactly the env directories that provide what the loader would not find (see
-    :mod:`launcher.ld.analysis`; its work is kept in ``store``).
+    ``auto`` adds exactly the env directories that provide what the loader would not find, or that an
+    inherited LD_LIBRARY_PATH would shadow (see :mod:`launcher.ld.analysis`; its work is kept in ``store``).
     """
     if mode == "off":
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (--ld-library-path off)",))
