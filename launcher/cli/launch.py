@@ -9,7 +9,7 @@ import sys
 
 from launcher.cli import values
 from launcher.cli.main import say
-from launcher.errors import ConfigError
+from launcher.errors import ConfigError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,11 +39,15 @@ def _cwd() -> str:
 
 
 def plan_for(request: Request) -> LaunchPlan:
-    """The plan for ``request`` in this process's environment, with the real activation runner."""
+    """The plan for ``request`` in this process's environment, with the real activation runner and the
+    user's LD cache."""
     from launcher.core.build import build_plan
     from launcher.run.activate import run_scripts_in_bash
+    from launcher.run.ldstore import user_store
 
-    return build_plan(request, os.environ, _cwd(), script_runner=run_scripts_in_bash)
+    return build_plan(
+        request, os.environ, _cwd(), script_runner=run_scripts_in_bash, ld_store=user_store(os.environ)
+    )
 
 
 def launch(args: Sequence[str]) -> int:
@@ -61,6 +65,8 @@ def launch(args: Sequence[str]) -> int:
         return 0
     if parsed.flag("ld_report"):
         return ld_report(parsed)
+    if parsed.flag("ld_save"):
+        raise UsageError("--save goes with --ld-report", hint="ma-launch --ld-report -n ENV --save")
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
     if not (parsed.flag("dry_run") or parsed.flag("json")):
         from launcher.run import stops
@@ -124,7 +130,7 @@ def ld_report(parsed: Parsed) -> int:
     request = values.request(parsed).replace(ld_mode="off")
     if not request.command and request.shell_line is None:
         request = request.replace(command=("python",))
-    sys.stdout.write(report(plan_for(request), as_json=parsed.flag("json")))
+    sys.stdout.write(report(plan_for(request), as_json=parsed.flag("json"), save=parsed.flag("ld_save")))
     return 0
 
 

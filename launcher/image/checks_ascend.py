@@ -18,6 +18,7 @@ from launcher.image.check import FAIL, PASS, WARN, Check, Details
 from launcher.image.checks_runtime import DEFAULT_PATH
 from launcher.image.context import Context
 from launcher.ld.elf import read_elf
+from launcher.ld.sonames import CANN_SONAMES
 from launcher.modelarts import facts
 from launcher.modelarts.cann import SetEnv, find_set_env
 
@@ -100,12 +101,12 @@ def check_cann(ctx: Context, found: SetEnv) -> Check:
 
 
 def _cann_needs(ctx: Context, package: str) -> list[str]:
-    """The CANN sonames (:data:`~launcher.modelarts.facts.CANN_SONAMES`) the package's libraries need."""
+    """The CANN sonames (:data:`~launcher.modelarts.CANN_SONAMES`) the package's libraries need."""
     needed: set[str] = set()
     for path in glob.glob(glob.escape(ctx.host(package)) + "/**/*.so*", recursive=True):
         info = read_elf(path)
         if info is not None:
-            needed.update(n for n in info.needed if n in facts.CANN_SONAMES)
+            needed.update(n for n in info.needed if n in CANN_SONAMES)
     return sorted(needed)
 
 
@@ -126,7 +127,7 @@ def _provided(ctx: Context, sonames: list[str]) -> list[str]:
 def check_torch_npu(ctx: Context, env: Env, package: str, found: Optional[SetEnv]) -> Check:
     """torch_npu's CANN libraries (libhccl.so, libascendcl.so) are in the image's CANN toolkit."""
     cid = f"torch-npu:{env.prefix}"
-    needs = _cann_needs(ctx, package) or list(facts.CANN_SONAMES)
+    needs = _cann_needs(ctx, package) or list(CANN_SONAMES)
     details: Details = {"package": package, "needs": list(needs), "set_env": found.path if found else None}
     if found is None:
         return Check(

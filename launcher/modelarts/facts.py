@@ -44,5 +44,3 @@ ASCEND_DRIVER_DIR = ASCEND_DIR + "/driver"
 CANN_TOOLKIT_DIR = ASCEND_DIR + "/ascend-toolkit"
 CANN_ATB_DIR = ASCEND_DIR + "/nnal/atb"
 CANN_SET_ENV = "set_env.sh"
-#: The CANN libraries torch_npu (and MindSpore's Ascend build) link against; only the toolkit provides them.
-CANN_SONAMES = ("libascendcl.so", "libhccl.so")

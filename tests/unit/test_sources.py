@@ -113,3 +113,34 @@ def test_source_option_and_variable() -> None:
     parsed = options.parse(["x"], {"MA_LAUNCH_SOURCE": "/a.sh:/b,c.sh", "MA_LAUNCH_CANN": "off"})
     assert values.request(parsed).sources == ("/a.sh", "/b,c.sh")
     assert values.request(options.parse(["x"], {})).cann == "auto"
+
+
+def test_the_cann_libraries_are_one_warning_even_when_loaded_only_maybe() -> None:
+    """torch loads torch_npu whenever it is imported: its CANN libraries warn (once, together) even where
+    the analysis cannot tell the program loads them; other libraries keep their own rules."""
+    from launcher.ld import wording
+    from launcher.ld.result import LdAnalysis, Unresolved
+
+    npu = ("/env/site-packages/torch_npu/lib/libtorch_npu.so",)
+    analysis = LdAnalysis(
+        (),
+        (
+            Unresolved("libascendcl.so", npu, certain=False),
+            Unresolved("libhccl.so", (*npu, "/env/x.so"), certain=False),
+            Unresolved("libplugin.so.1", ("/env/plugin.so",), certain=False),
+            Unresolved("libneeded.so.2", ("/env/bin/prog",)),
+        ),
+        4,
+        False,
+    )
+    assert wording.warnings(analysis) == [
+        "libascendcl.so, libhccl.so are not found (needed by "
+        "/env/site-packages/torch_npu/lib/libtorch_npu.so), which needs the CANN toolkit: --cann auto or "
+        "--source …/set_env.sh; the launch continues",
+        "libneeded.so.2 is not found by the loader and not provided by the env (needed by /env/bin/prog); "
+        "the launch continues",
+    ]
+    assert "CANN" not in " ".join(wording.notes(analysis)) and "libhccl" not in " ".join(
+        wording.notes(analysis)
+    )
+    assert "libplugin.so.1" in " ".join(wording.notes(analysis))
