@@ -79,7 +79,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--source",),
         "source",
         "source the bash script FILE after the env's activation, as activate.d scripts are (repeatable; "
-        "MA_LAUNCH_SOURCE takes a :-separated list)",
+        "the variable takes a :-separated list)",
         "FILE",
         repeat=True,
         separator=":",
