@@ -49,7 +49,22 @@ def build_env(prefix: str, n: int, linker: Linker, stub_dir: str) -> int:
     linker.link()
 
     # Layer 2: packages with extension modules and vendored libraries.
-    rest = n - len(layer1)
+    jobs = _package_jobs(linker, sp, n - len(layer1), conda_libs, nv_libs, cuda)
+    # vendored libraries first (extension modules link against them)
+    vend = [j for j in jobs if ".libs" in j[j.index("-o") + 1]]
+    linker.jobs += vend
+    linker.link()
+    linker.jobs += [j for j in jobs if j not in vend]
+    linker.link()
+    return len(layer1) + len(jobs)
+
+
+def _package_jobs(
+    linker: Linker, sp: str, rest: int, conda_libs: list[str], nv_libs: list[str], cuda: str
+) -> list[list[str]]:
+    """Link jobs for packages with extension modules and vendored libraries (about ``rest`` objects),
+    with their pure-Python parts written."""
+    n_lib = len(conda_libs)
     per_pkg = 10
     jobs: list[list[str]] = []
     for p in range(max(1, rest // per_pkg)):
@@ -84,13 +99,7 @@ def build_env(prefix: str, n: int, linker: Linker, stub_dir: str) -> int:
                 with open(os.path.join(d, f"m{k}.py"), "w") as f:
                     f.write("x = 1\n")
         os.makedirs(os.path.join(sp, f"pkg{p:04d}-1.0.dist-info"), exist_ok=True)
-    # vendored libraries first (extension modules link against them)
-    vend = [j for j in jobs if ".libs" in j[j.index("-o") + 1]]
-    linker.jobs += vend
-    linker.link()
-    linker.jobs += [j for j in jobs if j not in vend]
-    linker.link()
-    return len(layer1) + len(jobs)
+    return jobs
 
 
 def count_objects(prefix: str) -> int:
