@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.errors import UsageError
+from launcher.yesno import env_yes, yes_no
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Optional
-
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off", "")
 
 
 class Option(Record):
@@ -152,13 +150,7 @@ def _env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
             continue
         raw = environ[option.env_name]
         if option.metavar is None:
-            lowered = raw.strip().lower()
-            if lowered not in TRUE + FALSE:
-                raise UsageError(
-                    f"{option.env_name}={raw!r} is not a yes/no value",
-                    hint=f"set {option.env_name} to 1 or 0",
-                )
-            values[option.dest] = lowered in TRUE
+            values[option.dest] = yes_no(raw, option.env_name)
         elif option.repeat:
             values[option.dest] = [item for item in raw.split(",") if item]
         else:
@@ -234,7 +226,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str], extra: Sequence[Optio
 def wants_debug(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     """Whether ``--debug`` is among the launcher's own options (not the program's); never raises, so it
     works even for argument lists the parser rejects."""
-    if environ.get("MA_LAUNCH_DEBUG", "").strip().lower() in TRUE:
+    if env_yes(environ, "MA_LAUNCH_DEBUG"):
         return True
     i = 0
     while i < len(argv):
