@@ -224,13 +224,13 @@ import json, os, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 from launcher.core.build import build_plan
 from launcher.core.request import Request
-from launcher.run.activate import run_scripts_in_bash
+from launcher.run.activate import run_bash_program
 prefix, env = sys.argv[2], {"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": sys.argv[3]}
 def once(mode):
     command = (prefix + "/bin/python3", "-c", "pass")
     request = Request(command=command, prefix=prefix, workdir=prefix, ld_mode=mode)
     t = time.perf_counter()
-    build_plan(request, env, prefix, script_runner=run_scripts_in_bash)
+    build_plan(request, env, prefix, script_runner=run_bash_program)
     return 1000 * (time.perf_counter() - t)
 t = time.perf_counter(); import launcher.ld.analysis; imp = 1000 * (time.perf_counter() - t)
 once("auto")

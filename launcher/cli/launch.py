@@ -30,9 +30,9 @@ def _cwd() -> str:
 def plan_for(request: Request) -> LaunchPlan:
     """The plan for ``request`` in this process's environment, with the real activation runner."""
     from launcher.core.build import build_plan
-    from launcher.run.activate import run_scripts_in_bash
+    from launcher.run.activate import run_bash_program
 
-    return build_plan(request, os.environ, _cwd(), script_runner=run_scripts_in_bash)
+    return build_plan(request, os.environ, _cwd(), script_runner=run_bash_program)
 
 
 def launch(args: Sequence[str]) -> int:

@@ -68,6 +68,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
     Option(("--strict-activation",), "strict_activation", "fail when an activate.d script fails"),
     Option(
+        ("--activation-timeout",),
+        "activation_timeout",
+        "seconds the activate.d scripts may take together (60; 0: no limit); past it they are stopped "
+        "and the launch fails (75)",
+        "SECONDS",
+    ),
+    Option(
         ("--init",),
         "init",
         "supervise the program (forward signals, reap, stop the whole tree); auto: when PID 1",
@@ -110,7 +117,12 @@ OPTIONS: tuple[Option, ...] = (
         "print which shared libraries the env's programs would miss, and the fix; run nothing",
         env=False,
     ),
-    Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
+    Option(
+        ("--dry-run",),
+        "dry_run",
+        "print the equivalent one-line boot command; run nothing but the env's activate.d scripts, which "
+        "are sourced (as in a real run) to learn what they change",
+    ),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
     Option(("-q", "--quiet"), "quiet", "print nothing but errors"),
@@ -294,7 +306,7 @@ def help_text(prog: str = "ma-launch") -> str:
         "",
         "Every option can also be set by its MA_LAUNCH_* variable (baked into an image); flags win.",
         "Exit status: the program's own; 2 usage, 65 bad data, 66 not found, 69 tool missing,",
-        "75 rank table timeout, 77 no permission, 78 bad configuration, 126 cannot execute,",
-        "127 command not found.",
+        "75 a deadline passed (rank table, activation), 77 no permission, 78 bad configuration,",
+        "126 cannot execute, 127 command not found.",
     ]
     return "\n".join(lines)

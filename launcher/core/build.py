@@ -9,7 +9,7 @@ result and a normal run executes it, so the two cannot disagree.
 
 from __future__ import annotations
 
-from launcher.core import activation, command, libpath, programs, workdir
+from launcher.core import activation, command, libpath, programs, sourcing, workdir
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
 from launcher.core.request import LD_MODES
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Callable, Optional
 
-    from launcher.core.activation import ScriptRunner
     from launcher.core.request import Request
+    from launcher.core.sourcing import ScriptRunner
     from launcher.errors import LaunchError
     from launcher.modelarts.distributed import DistEnv
     from launcher.modelarts.platform import Platform
@@ -164,8 +164,14 @@ def activate_step(draft: Draft) -> None:
     if not scripts:
         return
     run_dir = draft.workdir if draft.workdir_ok else draft.cwd
-    changed, script_warnings = activation.script_changes(
-        scripts, draft.env.env, run_dir, strict=draft.request.strict_activation, runner=draft.runner
+    request = draft.request
+    changed, script_warnings = sourcing.script_changes(
+        scripts,
+        draft.env.env,
+        run_dir,
+        strict=request.strict_activation,
+        timeout=request.activation_timeout,
+        runner=draft.runner,
     )
     draft.warnings += script_warnings
     draft.env.extend(changed)
@@ -275,6 +281,14 @@ def line_buffer_step(draft: Draft) -> None:
     draft.decisions.append("--line-buffered: the program runs under stdbuf -oL -eL")
 
 
+def limits_step(draft: Draft) -> None:
+    """A variable or argument longer than exec can pass is a problem (the real run would fail with
+    E2BIG)."""
+    problem = command.too_long_for_exec(draft.argv, draft.env.env)
+    if problem is not None:
+        draft.problems.append(problem)
+
+
 def lint_step(draft: Draft) -> None:
     """Boot-line warnings; under --strict-lint the first one is a problem (78) that dry-run still shows."""
     from launcher.modelarts.lint import lint
@@ -311,6 +325,7 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
     program_step,
     libpath_step,
     line_buffer_step,
+    limits_step,
     lint_step,
 )
 
@@ -320,7 +335,7 @@ def build_plan(
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
-    ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_scripts_in_bash` in a
+    ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_bash_program` in a
     real launch). Raises LaunchError for what leaves nothing to show (an unknown env, bad options);
     failures of the command itself, of the working directory and strict lint are recorded in
     ``problems`` instead.

@@ -67,6 +67,30 @@ def resolve_program(
     )
 
 
+def too_long_for_exec(argv: Sequence[str], environ: Mapping[str, str]) -> Optional[LaunchError]:
+    """The error exec ends with (E2BIG, 126) when one argument or ``NAME=VALUE`` string is longer than
+    Linux passes to a program (32 pages, MAX_ARG_STRLEN; 128 KiB with 4 KiB pages), else ``None``."""
+    limit = 32 * os.sysconf("SC_PAGESIZE")
+    for name, value in environ.items():
+        if 4 * (len(name) + len(value) + 2) <= limit:  # a character is at most 4 bytes
+            continue
+        size = len(os.fsencode(name)) + len(os.fsencode(value)) + 1  # NAME=VALUE
+        if size + 1 > limit:  # and its NUL
+            return CommandNotExecutable(
+                f"{name}=… is {size} bytes long; Linux passes at most {limit - 1} bytes per variable to a "
+                "program (E2BIG)",
+                hint=f"keep large data in a file and put its path in {name}",
+            )
+    for word in argv:
+        if 4 * (len(word) + 1) > limit and len(os.fsencode(word)) + 1 > limit:
+            return CommandNotExecutable(
+                f"an argument is {len(os.fsencode(word))} bytes long; Linux passes at most {limit - 1} bytes "
+                "per argument to a program (E2BIG)",
+                hint="pass large data in a file",
+            )
+    return None
+
+
 def _relative_hint(name: str) -> str:
     if not os.path.isabs(name):
         return "relative paths are looked up from the working directory; give an absolute path or --workdir"
