@@ -9,7 +9,9 @@ result and a normal run executes it, so the two cannot disagree.
 
 from __future__ import annotations
 
-from launcher.core import activation, command, libpath, programs, sourcing, workdir
+import os
+
+from launcher.core import activation, command, libpath, paths, programs, sourcing, workdir
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
 from launcher.core.request import LD_MODES
@@ -245,13 +247,28 @@ def compose_step(draft: Draft) -> None:
         draft.decisions.append("composed conda run --no-capture-output, so output is not held back")
 
 
+def path_step(draft: Draft) -> None:
+    """No empty entries in PATH: one means the working directory, where the real run never looks for a
+    program, but every later lookup would (the supervisor's exec, ``stdbuf``, the line's ``env``)."""
+    value = draft.env.env.get("PATH")
+    if value is None:
+        return
+    clean = os.pathsep.join(paths.split_path(value))
+    if clean != value:
+        why = "empty entries removed (an empty entry means the working directory)"
+        draft.env.set("PATH", clean, why, "path")
+
+
 def program_step(draft: Draft) -> None:
-    """The file argv[0] resolves to on the new PATH (a problem when there is none), and whether it runs
-    Python."""
-    draft.program, problem = command.resolve_program(draft.argv[0], draft.env.env.get("PATH"), draft.workdir)
+    """The file argv[0] resolves to on the new PATH, checked the way exec will check it (a problem when
+    it cannot run; a file exec cannot run at all is refused), and whether it runs Python."""
+    name = draft.argv[0]
+    draft.program, problem = command.resolve_program(name, draft.env.env.get("PATH"), draft.workdir)
+    if draft.program is not None:
+        problem = command.exec_problem(draft.program, name, draft.workdir)
     if problem is not None:
         draft.problems.append(problem)
-    draft.is_python = programs.runs_python(draft.program, draft.argv[0])
+    draft.is_python = programs.runs_python(draft.program, name)
 
 
 def libpath_step(draft: Draft) -> None:
@@ -321,6 +338,7 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
     channel_variables_step,
     distributed_step,
     output_step,
+    path_step,
     compose_step,
     program_step,
     libpath_step,
@@ -336,9 +354,11 @@ def build_plan(
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
     ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_bash_program` in a
-    real launch). Raises LaunchError for what leaves nothing to show (an unknown env, bad options);
-    failures of the command itself, of the working directory and strict lint are recorded in
-    ``problems`` instead.
+    real launch). Raises LaunchError for what leaves nothing to show (an unknown env, bad options, a
+    malformed env file, an activation script past its deadline) and for what the ``--dry-run`` line would
+    run although the real run cannot (a file with no ``#!`` line); failures of the command itself, of the
+    working directory and strict lint, which the line meets in the same way, are recorded in ``problems``
+    instead.
     """
     check_request(request)
     draft = Draft(request, environ, cwd, script_runner)

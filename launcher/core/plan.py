@@ -19,10 +19,19 @@ if TYPE_CHECKING:
 
     #: What kind of rule made a change: conda's own variables, the env's declared variables
     #: (env_vars.d, conda-meta/state), a sourced script, the platform's channel arguments, the
-    #: distributed-training variables, Python's output settings, the working directory, LD_LIBRARY_PATH,
-    #: the Ascend rank table.
+    #: distributed-training variables, Python's output settings, the working directory, PATH without
+    #: empty entries, LD_LIBRARY_PATH, the Ascend rank table.
     ChangeKind = Literal[
-        "activation", "declared", "script", "channel", "distributed", "python", "workdir", "ld", "rank-table"
+        "activation",
+        "declared",
+        "script",
+        "channel",
+        "distributed",
+        "python",
+        "workdir",
+        "path",
+        "ld",
+        "rank-table",
     ]
     LdMode = Literal["auto", "prefix", "off"]
 
@@ -183,6 +192,14 @@ class LaunchPlan(Record):
             if change.name == name:
                 return change.source
         return "inherited"
+
+    @property
+    def exec_path(self) -> str:
+        """The file the exec runs: argv[0] itself when it names a file (it holds a ``/``; the exec runs in
+        ``workdir``), else the program found on PATH. The real run and the ``--dry-run`` line both exec
+        it, keeping argv[0] as given where they can, so no second PATH search may find another file."""
+        first = self.argv[0]
+        return first if "/" in first or self.program is None else self.program
 
     @property
     def exit_code(self) -> int:
