@@ -212,17 +212,27 @@ def distributed_step(draft: Draft) -> None:
 
 
 def output_step(draft: Draft) -> None:
-    """Unbuffered Python output, UTF-8 under a C locale, and ``PWD``."""
-    if not draft.base.get("PYTHONUNBUFFERED"):  # Python ignores an empty value
+    """Unbuffered Python output and UTF-8 under a C locale, unless the user or the env decided these
+    variables; and ``PWD``."""
+    env = draft.env.env
+    if not env.get("PYTHONUNBUFFERED") and not _env_decided(draft, "PYTHONUNBUFFERED"):
+        # An inherited empty value means "not set" to Python: it is replaced.
         draft.env.set(
             "PYTHONUNBUFFERED", "1", "unbuffered output, so log lines reach the job log at once", "python"
         )
-    if "PYTHONIOENCODING" not in draft.base and _is_c_locale(draft.base):
+    if "PYTHONIOENCODING" not in env and not _env_decided(draft, "PYTHONIOENCODING") and _is_c_locale(env):
         draft.env.set("PYTHONIOENCODING", "utf-8", "the locale is C/POSIX or unset", "python")
     draft.env.set("PWD", draft.workdir, "working directory", "workdir")
 
 
+def _env_decided(draft: Draft, name: str) -> bool:
+    """Whether the env's own files or scripts set or unset ``name`` (their choice wins over ours)."""
+    return any(c.name == name and c.kind in ("declared", "script") for c in draft.env.changes)
+
+
 def _is_c_locale(environ: Mapping[str, str]) -> bool:
+    """Whether the program's locale is C/POSIX: the first of LC_ALL, LC_CTYPE, LANG that is set decides;
+    none set is C."""
     for name in ("LC_ALL", "LC_CTYPE", "LANG"):
         value = environ.get(name)
         if value:
