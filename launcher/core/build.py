@@ -84,6 +84,9 @@ def check_request(request: Request) -> None:
         )
     if request.shell_line is not None and not request.shell_line.strip() and not request.command:
         raise UsageError("the -c command line is empty", hint="give -c 'cd code && bash run.sh'")
+    if request.shell_line is None and request.command and not request.command[0]:
+        what = "the training script" if request.torchrun else "the command"
+        raise UsageError(f"{what} is an empty word ('')", hint="check the quoting of the boot command")
     if request.ld_mode not in LD_MODES:
         raise UsageError(
             f"--ld-library-path {request.ld_mode!r} is not one of {', '.join(LD_MODES)}",

@@ -6,6 +6,7 @@ baked; nothing in it is changed afterwards (``with_changes`` makes a new plan).
 from __future__ import annotations
 
 from launcher.core.record import Record
+from launcher.errors import one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,8 +97,9 @@ class LaunchPlan(Record):
     """A launch, fully decided: run ``argv`` in ``workdir`` with ``environ``.
 
     ``base`` is the environment the launcher started with; ``changes`` lists every variable change in the
-    order it was made. ``problems`` are failures the real run would hit (the first one decides the exit
-    status), kept so that ``--dry-run`` can still show everything else.
+    order it was made; ``decisions`` and ``warnings`` are one line each (line breaks in them are escaped).
+    ``problems`` are failures the real run would hit (the first one decides the exit status), kept so that
+    ``--dry-run`` can still show everything else.
     """
 
     __slots__ = (
@@ -146,8 +148,8 @@ class LaunchPlan(Record):
         self.ld = ld
         self.platform = platform
         self.dist = dist
-        self.decisions = decisions
-        self.warnings = warnings
+        self.decisions = tuple(one_line(text) for text in decisions)
+        self.warnings = tuple(one_line(text) for text in warnings)
         self.problems = problems
 
     def with_changes(self, changes: Sequence[Change], decision: str) -> LaunchPlan:
