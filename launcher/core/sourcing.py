@@ -83,6 +83,9 @@ class ShellOutput(Record):
 # a variable exported just for the listing proves that the listing worked: without it there is no @end.
 # The listing is split into lines with IFS and globbing set just for that (and put back before any value
 # is read: IFS may be exported).
+# After a script: a function named builtin would capture every command here, so it is removed first, in
+# POSIX mode (entered by assigning POSIXLY_CORRECT, no command needed), where the special builtin unset is
+# found before any function; the mode and the variable are then put back as the script left them.
 _DUMP = r"""__ma_launch_dump() {
   builtin local __ma_aliases=0 __ma_noglob=0 __ma_ifs=${IFS-} __ma_ifs_set=${IFS+1} __ma_ok=0
   builtin local __ma_section=arrays __ma_name __ma_all
@@ -128,6 +131,12 @@ _DUMP = r"""__ma_launch_dump() {
   } >&3
 }
 __ma_launch_after() {
+  __ma_posix_var=${POSIXLY_CORRECT+1} __ma_posix_value=${POSIXLY_CORRECT-} __ma_posix_mode=0
+  [[ :$SHELLOPTS: == *:posix:* ]] && __ma_posix_mode=1
+  POSIXLY_CORRECT=y
+  unset -f builtin
+  if [[ $__ma_posix_var ]]; then POSIXLY_CORRECT=$__ma_posix_value; else unset -v POSIXLY_CORRECT; fi
+  if ((__ma_posix_mode)); then builtin set -o posix; else builtin set +o posix; fi
   builtin set +o errexit +o nounset +o xtrace
   builtin printf '@status %s %s\0' "$1" "$2" >&3
   __ma_launch_dump "$1"
@@ -280,8 +289,8 @@ def _after(
                 hint="was bash killed (out of memory)? try again, or check the scripts before it",
             )
         problem = (
-            f"activation script {script.path} ended the shell (exit or exec, or it redefined bash's "
-            "builtin command); it and the scripts after it had no effect"
+            f"activation script {script.path} ended the shell (exit or exec); it and the scripts after it "
+            "had no effect"
         )
         if strict:
             raise ConfigError(problem, hint="a sourced script must not call exit; use return")
@@ -290,7 +299,7 @@ def _after(
     if stage.env is None:
         raise ConfigError(
             f"the environment after activation script {script.path} could not be read; nothing was run",
-            hint="the script may redefine bash's builtin command or stop the shell; fix the script",
+            hint="the script may disable bash's builtins (enable -n) or stop the shell; fix the script",
         )
     if stage.status != "0":
         problem = f"activation script {script.path} failed (status {stage.status})"

@@ -158,11 +158,29 @@ def test_records_are_trusted_only_when_complete() -> None:
         script_changes(scripts, {}, "/", strict=False, timeout=60, runner=fake(whole, True))
 
 
-def test_a_script_that_redefines_builtin_keeps_the_environment(tmp_path: Path) -> None:
-    plan = plan_with(tmp_path, {"a.sh": "export A=1\n", "b.sh": "builtin() { :; }\nexport B=2\n"})
+@pytest.mark.parametrize(
+    "posix",
+    ["unset() { :; }\n", "set -o posix\n", "export POSIXLY_CORRECT=kept\n"],  # POSIX mode refuses unset()
+)
+def test_a_script_that_redefines_builtin_still_counts(tmp_path: Path, posix: str) -> None:
+    mode = '"$(shopt -qo posix && echo posix || echo normal) ${POSIXLY_CORRECT-none}"'
+    scripts = {
+        "a.sh": "export A=1\n",
+        "b.sh": f"{posix}builtin() {{ :; }}\nexport B=2\n",
+        "c.sh": f"export C={mode}\n",
+    }
+    plan = plan_with(tmp_path, scripts)
     assert_kept(plan)
-    assert plan.environ["A"] == "1" and "B" not in plan.environ
-    assert any("b.sh ended the shell" in w for w in plan.warnings)
+    assert plan.environ["A"] == "1" and plan.environ["B"] == "2"
+    # The shell's mode and POSIXLY_CORRECT are as b.sh left them.
+    left_by_b = subprocess.run(
+        ["bash", "--norc", "-c", f"{posix}echo {mode}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    assert plan.environ["C"] == left_by_b
+    assert plan.warnings == ()
 
 
 def test_the_program_is_one_that_bash_runs(tmp_path: Path) -> None:
