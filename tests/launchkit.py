@@ -42,3 +42,12 @@ def snapshot(path: Path) -> list[tuple[str, int, int]]:
     if not path.is_dir():
         return []
     return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for rendezvous ports: parallel runs must not share one)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

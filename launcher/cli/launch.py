@@ -39,15 +39,45 @@ def _cwd() -> str:
 
 
 def plan_for(request: Request) -> LaunchPlan:
-    """The plan for ``request`` in this process's environment, with the real activation runner and the
-    user's LD cache."""
+    """The plan for ``request`` in the environment this process was started with, with the real
+    activation runner and the user's LD cache."""
     from launcher.core.build import build_plan
-    from launcher.run.activate import run_scripts_in_bash
+    from launcher.run.activate import run_bash_program
     from launcher.run.ldstore import user_store
 
-    return build_plan(
-        request, os.environ, _cwd(), script_runner=run_scripts_in_bash, ld_store=user_store(os.environ)
-    )
+    environ = started_environ()
+    return build_plan(request, environ, _cwd(), script_runner=run_bash_program, ld_store=user_store(environ))
+
+
+#: The values CPython's locale coercion (PEP 538) writes into LC_CTYPE.
+_COERCED = ("C.UTF-8", "C.utf8", "UTF-8")
+
+
+def started_environ() -> dict[str, str]:
+    """``os.environ`` as it was when this process was started.
+
+    Under a C or unset locale, CPython sets ``LC_CTYPE=C.UTF-8`` in its own environment before any Python
+    code runs (PEP 538 locale coercion; skipped when LC_ALL is set). The launcher plans from, and passes
+    on, the environment it was given: the program (a Python of its own, or not) decides its locale for
+    itself. The kernel keeps the environment a process was started with in ``/proc/self/environ``
+    (``setenv`` does not write there), which tells whether LC_CTYPE was set, and to what; without /proc
+    nothing is changed.
+    """
+    environ = dict(os.environ)
+    current = environ.get("LC_CTYPE")
+    if current not in _COERCED or environ.get("LC_ALL"):
+        return environ
+    try:
+        with open("/proc/self/environ", "rb") as handle:
+            entries = handle.read().split(b"\0")
+    except OSError:
+        return environ
+    original = next((e[len(b"LC_CTYPE=") :] for e in entries if e.startswith(b"LC_CTYPE=")), None)
+    if original is None:
+        del environ["LC_CTYPE"]
+    else:
+        environ["LC_CTYPE"] = os.fsdecode(original)
+    return environ
 
 
 def launch(args: Sequence[str]) -> int:

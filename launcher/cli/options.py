@@ -15,14 +15,12 @@ from launcher.core.sources import CANN_MODES
 from launcher.errors import UsageError
 from launcher.modelarts.channels import MODES as CHANNEL_MODES
 from launcher.run.ranktable import MODES as RANK_TABLE_MODES
+from launcher.yesno import env_yes, yes_no
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Optional
-
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off", "")
 
 
 class Option(Record):
@@ -75,6 +73,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--conda-run",), "conda_run", "run through `conda run --no-capture-output` instead"),
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
     Option(("--strict-activation",), "strict_activation", "fail when an activate.d script fails"),
+    Option(
+        ("--activation-timeout",),
+        "activation_timeout",
+        "seconds the activation scripts (activate.d, CANN's, --source) may take together (60; 0: no "
+        "limit); past it they are stopped and the launch fails (75)",
+        "SECONDS",
+    ),
     Option(
         ("--source",),
         "source",
@@ -148,7 +153,12 @@ OPTIONS: tuple[Option, ...] = (
         "it (run while building the image, as the env's owner)",
         env=False,
     ),
-    Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
+    Option(
+        ("--dry-run",),
+        "dry_run",
+        "print the equivalent one-line boot command; run nothing but the env's activate.d scripts, which "
+        "are sourced (as in a real run) to learn what they change",
+    ),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
     Option(("-q", "--quiet"), "quiet", "print nothing but errors"),
@@ -188,13 +198,7 @@ def _env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
             continue
         raw = environ[option.env_name]
         if option.metavar is None:
-            lowered = raw.strip().lower()
-            if lowered not in TRUE + FALSE:
-                raise UsageError(
-                    f"{option.env_name}={raw!r} is not a yes/no value",
-                    hint=f"set {option.env_name} to 1 or 0",
-                )
-            values[option.dest] = lowered in TRUE
+            values[option.dest] = yes_no(raw, option.env_name)
         elif option.repeat:
             values[option.dest] = [item for item in raw.split(option.separator) if item]
         else:
@@ -270,7 +274,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str], extra: Sequence[Optio
 def wants_debug(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     """Whether ``--debug`` is among the launcher's own options (not the program's); never raises, so it
     works even for argument lists the parser rejects."""
-    if environ.get("MA_LAUNCH_DEBUG", "").strip().lower() in TRUE:
+    if env_yes(environ, "MA_LAUNCH_DEBUG"):
         return True
     i = 0
     while i < len(argv):
@@ -338,7 +342,7 @@ def help_text(prog: str = "ma-launch") -> str:
         "",
         "Every option can also be set by its MA_LAUNCH_* variable (baked into an image); flags win.",
         "Exit status: the program's own; 2 usage, 65 bad data, 66 not found, 69 tool missing,",
-        "75 rank table timeout, 77 no permission, 78 bad configuration, 126 cannot execute,",
-        "127 command not found.",
+        "75 a deadline passed (rank table, activation), 77 no permission, 78 bad configuration,",
+        "126 cannot execute, 127 command not found.",
     ]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.core.request import Request
+from launcher.core.sourcing import DEFAULT_TIMEOUT
 from launcher.errors import UsageError
 from launcher.modelarts.channels import channel_mode
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
@@ -53,6 +54,9 @@ def request(parsed: Parsed) -> Request:
         conda_run=parsed.flag("conda_run"),
         line_buffered=parsed.flag("line_buffered"),
         strict_activation=parsed.flag("strict_activation"),
+        activation_timeout=seconds(
+            parsed.text("activation_timeout"), "--activation-timeout", DEFAULT_TIMEOUT
+        ),
         channel_args=channel_mode(parsed.text("channel_args") or "pass"),
         channel_names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else CHANNEL_NAMES,
         dist_env=not parsed.flag("no_dist_env"),

@@ -9,7 +9,9 @@ result and a normal run executes it, so the two cannot disagree.
 
 from __future__ import annotations
 
-from launcher.core import activation, command, libpath, programs, sources, workdir
+import os
+
+from launcher.core import activation, command, libpath, paths, programs, sources, sourcing, workdir
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
 from launcher.core.request import LD_MODES
@@ -21,8 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Callable, Optional
 
-    from launcher.core.activation import ScriptRunner
     from launcher.core.request import Request
+    from launcher.core.sourcing import Script, ScriptRunner
     from launcher.errors import LaunchError
     from launcher.ld.store import LdStore
     from launcher.modelarts.distributed import DistEnv
@@ -93,6 +95,9 @@ def check_request(request: Request) -> None:
         )
     if request.shell_line is not None and not request.shell_line.strip() and not request.command:
         raise UsageError("the -c command line is empty", hint="give -c 'cd code && bash run.sh'")
+    if request.shell_line is None and request.command and not request.command[0]:
+        what = "the training script" if request.torchrun else "the command"
+        raise UsageError(f"{what} is an empty word ('')", hint="check the quoting of the boot command")
     if request.ld_mode not in LD_MODES:
         raise UsageError(
             f"--ld-library-path {request.ld_mode!r} is not one of {', '.join(LD_MODES)}",
@@ -172,7 +177,7 @@ def activate_step(draft: Draft) -> None:
     set_env.sh (--cann auto) and the --source files. One bash sources every script."""
     env = draft.choice.env
     request = draft.request
-    scripts: list[str] = []
+    scripts: list[Script] = []
     if env is not None and not request.conda_run:
         draft.env.extend(activation.conda_variables(env, draft.base))
         declared, declared_warnings = activation.declared_variables(env)
@@ -184,20 +189,21 @@ def activate_step(draft: Draft) -> None:
     if not scripts and not files:
         return
     run_dir = draft.workdir if draft.workdir_ok else draft.cwd
-    changed, script_warnings = activation.script_changes(
-        [*scripts, *(path for path, _ in files)],
+    changed, script_warnings = sourcing.script_changes(
+        [*scripts, *files],
         draft.env.env,
         run_dir,
         strict=request.strict_activation,
+        timeout=request.activation_timeout,
         runner=draft.runner,
     )
-    labels = dict(files)
-    changed = [sources.attributed(c, labels[c.source]) if c.source in labels else c for c in changed]
+    labels = {f.source for f in files}
+    changed = [sources.tidied(c) if c.source in labels else c for c in changed]
     draft.warnings += script_warnings
     draft.env.extend(changed)
     if scripts:
         draft.decisions.append(f"sourced {len(scripts)} activate.d script(s) with bash")
-    draft.decisions += [sources.summary(label, changed) for _, label in files]
+    draft.decisions += [sources.summary(f.source, changed) for f in files]
 
 
 def channel_variables_step(draft: Draft) -> None:
@@ -233,17 +239,27 @@ def distributed_step(draft: Draft) -> None:
 
 
 def output_step(draft: Draft) -> None:
-    """Unbuffered Python output, UTF-8 under a C locale, and ``PWD``."""
-    if not draft.base.get("PYTHONUNBUFFERED"):  # Python ignores an empty value
+    """Unbuffered Python output and UTF-8 under a C locale, unless the user or the env decided these
+    variables; and ``PWD``."""
+    env = draft.env.env
+    if not env.get("PYTHONUNBUFFERED") and not _env_decided(draft, "PYTHONUNBUFFERED"):
+        # An inherited empty value means "not set" to Python: it is replaced.
         draft.env.set(
             "PYTHONUNBUFFERED", "1", "unbuffered output, so log lines reach the job log at once", "python"
         )
-    if "PYTHONIOENCODING" not in draft.base and _is_c_locale(draft.base):
+    if "PYTHONIOENCODING" not in env and not _env_decided(draft, "PYTHONIOENCODING") and _is_c_locale(env):
         draft.env.set("PYTHONIOENCODING", "utf-8", "the locale is C/POSIX or unset", "python")
     draft.env.set("PWD", draft.workdir, "working directory", "workdir")
 
 
+def _env_decided(draft: Draft, name: str) -> bool:
+    """Whether the env's own files or scripts set or unset ``name`` (their choice wins over ours)."""
+    return any(c.name == name and c.kind in ("declared", "script") for c in draft.env.changes)
+
+
 def _is_c_locale(environ: Mapping[str, str]) -> bool:
+    """Whether the program's locale is C/POSIX: the first of LC_ALL, LC_CTYPE, LANG that is set decides;
+    none set is C."""
     for name in ("LC_ALL", "LC_CTYPE", "LANG"):
         value = environ.get(name)
         if value:
@@ -275,13 +291,28 @@ def compose_step(draft: Draft) -> None:
         draft.decisions.append("composed conda run --no-capture-output, so output is not held back")
 
 
+def path_step(draft: Draft) -> None:
+    """No empty entries in PATH: one means the working directory, where the real run never looks for a
+    program, but every later lookup would (the supervisor's exec, ``stdbuf``, the line's ``env``)."""
+    value = draft.env.env.get("PATH")
+    if value is None:
+        return
+    clean = os.pathsep.join(paths.split_path(value))
+    if clean != value:
+        why = "empty entries removed (an empty entry means the working directory)"
+        draft.env.set("PATH", clean, why, "path")
+
+
 def program_step(draft: Draft) -> None:
-    """The file argv[0] resolves to on the new PATH (a problem when there is none), and whether it runs
-    Python."""
-    draft.program, problem = command.resolve_program(draft.argv[0], draft.env.env.get("PATH"), draft.workdir)
+    """The file argv[0] resolves to on the new PATH, checked the way exec will check it (a problem when
+    it cannot run; a file exec cannot run at all is refused), and whether it runs Python."""
+    name = draft.argv[0]
+    draft.program, problem = command.resolve_program(name, draft.env.env.get("PATH"), draft.workdir)
+    if draft.program is not None:
+        problem = command.exec_problem(draft.program, name, draft.workdir)
     if problem is not None:
         draft.problems.append(problem)
-    draft.is_python = programs.runs_python(draft.program, draft.argv[0])
+    draft.is_python = programs.runs_python(draft.program, name)
 
 
 def libpath_step(draft: Draft) -> None:
@@ -316,6 +347,14 @@ def line_buffer_step(draft: Draft) -> None:
     draft.decisions.append("--line-buffered: the program runs under stdbuf -oL -eL")
 
 
+def limits_step(draft: Draft) -> None:
+    """A variable or argument longer than exec can pass is a problem (the real run would fail with
+    E2BIG)."""
+    problem = command.too_long_for_exec(draft.argv, draft.env.env)
+    if problem is not None:
+        draft.problems.append(problem)
+
+
 def lint_step(draft: Draft) -> None:
     """Boot-line warnings; under --strict-lint the first one is a problem (78) that dry-run still shows."""
     from launcher.modelarts.lint import lint
@@ -348,10 +387,12 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
     channel_variables_step,
     distributed_step,
     output_step,
+    path_step,
     compose_step,
     program_step,
     libpath_step,
     line_buffer_step,
+    limits_step,
     lint_step,
 )
 
@@ -367,13 +408,16 @@ def build_plan(
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
-    ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_scripts_in_bash` in a
+    ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_bash_program` in a
     real launch); ``ld_store`` keeps the LD analysis between launches (the user's cache in a real launch,
     :func:`launcher.run.ldstore.user_store`; none by default, so nothing is written); ``dev_root`` is where
     the NPU device nodes are (``/dev`` when None).
 
-    Raises LaunchError for what leaves nothing to show (an unknown env, bad options); failures of the
-    command itself, of the working directory and strict lint are recorded in ``problems`` instead.
+    Raises LaunchError for what leaves nothing to show (an unknown env, bad options, a malformed env
+    file, an activation script past its deadline) and for what the ``--dry-run`` line would run although
+    the real run cannot (a file with no ``#!`` line); failures of the command itself, of the working
+    directory and strict lint, which the line meets in the same way, are recorded in ``problems``
+    instead.
     """
     from launcher.ld.store import NullStore
 

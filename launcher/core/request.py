@@ -7,6 +7,7 @@ Modes are ``Literal`` types (checked by mypy, free at run time); the CLI has val
 from __future__ import annotations
 
 from launcher.core.record import Record
+from launcher.core.sourcing import DEFAULT_TIMEOUT
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
 
 TYPE_CHECKING = False
@@ -22,9 +23,11 @@ LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
 
 class Request(Record):
     """The launch request: the command (argv words, or a ``-c`` shell line with appended words), how to
-    choose the env, the working directory, and the mode of every planning step."""
+    choose the env, the working directory, and the mode of every planning step. ``activation_timeout``
+    is the seconds the activation scripts may take together (0: no limit)."""
 
     __slots__ = (
+        "activation_timeout",
         "cann",
         "channel_args",
         "channel_names",
@@ -60,6 +63,7 @@ class Request(Record):
         conda_run: bool = False,
         line_buffered: bool = False,
         strict_activation: bool = False,
+        activation_timeout: float = DEFAULT_TIMEOUT,
         channel_args: ChannelMode = "pass",
         channel_names: tuple[str, ...] = CHANNEL_NAMES,
         dist_env: bool = True,
@@ -82,6 +86,7 @@ class Request(Record):
         self.conda_run = conda_run
         self.line_buffered = line_buffered
         self.strict_activation = strict_activation
+        self.activation_timeout = activation_timeout
         self.channel_args: ChannelMode = channel_args
         self.channel_names = channel_names
         self.dist_env = dist_env

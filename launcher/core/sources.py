@@ -1,7 +1,8 @@
 """Activation scripts beyond the env: ``--source FILE`` and CANN's ``set_env.sh`` (``--cann auto``).
 
 They are sourced after the conda activation by the same bash that sources the env's ``activate.d`` scripts,
-under the same rules (:mod:`launcher.core.activation`); each change they make is attributed to its file.
+under the same rules and deadline (:mod:`launcher.core.sourcing`); each change they make is attributed to
+its file.
 This module decides which files, says why, and tidies what they leave: an empty entry in ``PATH``,
 ``LD_LIBRARY_PATH`` or ``PYTHONPATH`` (CANN's script leaves one when the variable was unset) means the
 working directory to the loader and to Python, so it is dropped. Reads the file system; runs nothing.
@@ -13,6 +14,7 @@ import os
 
 from launcher.core.paths import split_path
 from launcher.core.plan import Change
+from launcher.core.sourcing import Script
 from launcher.errors import AccessError, NotFoundError
 
 TYPE_CHECKING = False
@@ -44,11 +46,11 @@ def user_file(path: str, cwd: str) -> str:
 
 def files_to_source(
     sources: Sequence[str], cann: CannMode, environ: Mapping[str, str], cwd: str
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """The files to source after the env's activation, each with the words that attribute its changes
-    (``(path, source)``), and decision lines for the CANN scripts that are not sourced. CANN's scripts come
-    first, so a ``--source`` file can build on them."""
-    files: list[tuple[str, str]] = []
+) -> tuple[list[Script], list[str]]:
+    """The files to source after the env's activation, each attributed to the words that name it, and
+    decision lines for the CANN scripts that are not sourced. CANN's scripts come first, so a ``--source``
+    file can build on them."""
+    files: list[Script] = []
     notes: list[str] = []
     if cann == "auto":
         from launcher.modelarts.cann import find_set_env
@@ -57,21 +59,20 @@ def files_to_source(
             if found.skip is not None:
                 notes.append(f"{found.what}: {found.path} not sourced: {found.skip}")
             else:
-                files.append((found.file, f"{found.path} ({found.what}, --cann auto)"))
+                files.append(Script(found.file, f"{found.path} ({found.what}, --cann auto)"))
     for path in sources:
         full = user_file(path, cwd)
-        files.append((full, f"{full} (--source)"))
+        files.append(Script(full, f"{full} (--source)"))
     return files, notes
 
 
-def attributed(change: Change, source: str) -> Change:
-    """``change`` attributed to ``source``, with the empty entries of a :data:`LIST_VARIABLES` value dropped
-    (and said so)."""
+def tidied(change: Change) -> Change:
+    """``change`` with the empty entries of a :data:`LIST_VARIABLES` value dropped (and said so)."""
     if change.name in LIST_VARIABLES and change.value is not None:
         clean = os.pathsep.join(split_path(change.value))
         if clean != change.value:
-            return Change(change.name, clean, source + " (empty entries dropped)", change.kind)
-    return change.relabel(source)
+            return Change(change.name, clean, change.source + " (empty entries dropped)", change.kind)
+    return change
 
 
 def summary(source: str, changes: Sequence[Change]) -> str:

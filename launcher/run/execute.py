@@ -39,13 +39,14 @@ def prepare_process(blocked: Iterable[int] = ()) -> None:
 
 
 def exec_plan(plan: LaunchPlan) -> NoReturn:
-    """Run the plan by replacing this process; raises LaunchError when that cannot happen."""
+    """Run the plan by replacing this process with the file the planner resolved (``plan.exec_path``;
+    argv[0] as given, no PATH search of our own); raises LaunchError when that cannot happen."""
     if plan.problems:
         raise plan.problems[0]
     os.chdir(plan.workdir)
     prepare_process()
     try:
-        os.execvpe(plan.argv[0], list(plan.argv), dict(plan.environ))
+        os.execve(plan.exec_path, list(plan.argv), dict(plan.environ))
     except OSError as exc:
         raise exec_error(plan.argv[0], exc.errno or 0, exc.strerror or "") from exc
 

@@ -16,7 +16,7 @@ from launcher.modelarts.devices import device_nodes, visible_npus
 from launcher.modelarts.distributed import DistEnv, dist_env
 from launcher.modelarts.msrun import log_dir, msrun_argv, script_words
 from launcher.modelarts.platform import detect_platform
-from launcher.run.activate import run_scripts_in_bash
+from launcher.run.activate import run_bash_program
 
 JOB = "ma-job-0f1e"
 HOSTS = f"{JOB}-worker-0.{JOB},{JOB}-worker-1.{JOB}"
@@ -118,7 +118,7 @@ def _plan(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ignor
     kw.setdefault("command", ("train.py", "--x"))
     request = Request(prefix=str(env), workdir=str(tmp_path), msrun=True, **kw)  # type: ignore[arg-type]
     base = {"PATH": "/usr/bin:/bin", **environ}
-    return build_plan(request, base, str(tmp_path), script_runner=run_scripts_in_bash, dev_root=str(dev))
+    return build_plan(request, base, str(tmp_path), script_runner=run_bash_program, dev_root=str(dev))
 
 
 def test_plan_workers_from_ma_num_gpus_npus_or_one(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from launcher.cli import options, values
 from launcher.core.build import build_plan
 from launcher.core.request import Request
 from launcher.errors import AccessError, NotFoundError
-from launcher.run.activate import run_scripts_in_bash
+from launcher.run.activate import run_bash_program
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ig
     kw.setdefault("command", ("true",))
     kw.setdefault("workdir", str(tmp_path))
     base = {"PATH": "/usr/bin:/bin", **environ}
-    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_scripts_in_bash)  # type: ignore[arg-type]
+    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_bash_program)  # type: ignore[arg-type]
 
 
 def test_cann_is_sourced_and_its_changes_attributed(tmp_path: Path, toolkit: Path) -> None:
@@ -144,3 +144,25 @@ def test_the_cann_libraries_are_one_warning_even_when_loaded_only_maybe() -> Non
         wording.notes(analysis)
     )
     assert "libplugin.so.1" in " ".join(wording.notes(analysis))
+
+
+def test_source_files_share_the_activation_deadline_and_fault_rules(tmp_path: Path) -> None:
+    import time
+
+    from launcher.errors import ConfigError, TimeoutError_
+
+    (tmp_path / "slow.sh").write_text("sleep 30\n")
+    start = time.monotonic()
+    with pytest.raises(TimeoutError_, match=r"activation script .*slow\.sh did not finish"):
+        plan_for(tmp_path, {}, sources=("slow.sh",), cann="off", activation_timeout=1.0)
+    assert time.monotonic() - start < 10
+    (tmp_path / "daemon.sh").write_text("sleep 30 &\nexport AFTER_DAEMON=1\n")
+    start = time.monotonic()
+    plan = plan_for(tmp_path, {}, sources=("daemon.sh",), cann="off")
+    assert plan.environ["AFTER_DAEMON"] == "1" and time.monotonic() - start < 10  # the daemon holds nothing
+    (tmp_path / "fails.sh").write_text("export PARTLY=1\nfalse\n")
+    plan = plan_for(tmp_path, {}, sources=("fails.sh",), cann="off")
+    assert plan.environ["PARTLY"] == "1"
+    assert any("fails.sh failed (status 1)" in w for w in plan.warnings)
+    with pytest.raises(ConfigError, match=r"fails\.sh failed"):
+        plan_for(tmp_path, {}, sources=("fails.sh",), cann="off", strict_activation=True)
