@@ -5,20 +5,19 @@ dry run fails with the same usage error (exit 2) as the real run."""
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.core.request import Request
-from launcher.core.sourcing import DEFAULT_TIMEOUT
+from launcher.core.request import ACTIVATION_TIMEOUT, Request
 from launcher.errors import UsageError
-from launcher.modelarts.channels import channel_mode
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
+from launcher.modes import CHANNEL_MODES, INIT_MODES, LD_MODES, parse_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Literal, Optional
+    from typing import Optional
 
     from launcher.cli.options import Parsed
+    from launcher.modes import InitMode
 
-    InitMode = Literal["auto", "always", "never"]
 
 #: Seconds between a stop signal and SIGKILL in supervise mode.
 DEFAULT_GRACE = 25.0
@@ -46,14 +45,14 @@ def request(parsed: Parsed) -> Request:
         name=parsed.text("name"),
         prefix=parsed.text("prefix"),
         workdir=parsed.text("workdir"),
-        ld_mode=parsed.text("ld_library_path") or "auto",  # type: ignore[arg-type]
+        ld_mode=parse_mode(parsed.text("ld_library_path") or "auto", LD_MODES, "--ld-library-path"),
         conda_run=parsed.flag("conda_run"),
         line_buffered=parsed.flag("line_buffered"),
         strict_activation=parsed.flag("strict_activation"),
         activation_timeout=seconds(
-            parsed.text("activation_timeout"), "--activation-timeout", DEFAULT_TIMEOUT
+            parsed.text("activation_timeout"), "--activation-timeout", ACTIVATION_TIMEOUT
         ),
-        channel_args=channel_mode(parsed.text("channel_args") or "pass"),
+        channel_args=parse_mode(parsed.text("channel_args") or "pass", CHANNEL_MODES, "--channel-args"),
         channel_names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else CHANNEL_NAMES,
         dist_env=not parsed.flag("no_dist_env"),
         master_port=port(parsed.text("master_port"), "--master-port", MASTER_PORT),
@@ -66,8 +65,8 @@ def request(parsed: Parsed) -> Request:
 
 def run_options(parsed: Parsed) -> RunOptions:
     """``--init`` and ``--grace``, checked."""
-    init = parsed.text("init") or "auto"
-    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE))  # type: ignore[arg-type]
+    init = parse_mode(parsed.text("init") or "auto", INIT_MODES, "--init")
+    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE))
 
 
 def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:

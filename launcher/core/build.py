@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 
-from launcher.core import activation, command, libpath, paths, programs, sourcing, workdir
+from launcher.core import activation, command, libpath, paths, programs, workdir
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
-from launcher.core.request import LD_MODES
 from launcher.errors import ConfigError, UsageError
 from launcher.modelarts.platform import LOCAL
+from launcher.modes import LD_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -174,6 +174,8 @@ def activate_step(draft: Draft) -> None:
         return
     run_dir = draft.workdir if draft.workdir_ok else draft.cwd
     request = draft.request
+    from launcher.core import sourcing
+
     changed, script_warnings = sourcing.script_changes(
         scripts,
         draft.env.env,
@@ -195,9 +197,10 @@ def channel_variables_step(draft: Draft) -> None:
 
 
 def distributed_step(draft: Draft) -> None:
-    """Derive the distributed variables (unless --no-dist-env; --torchrun needs the values anyway)."""
+    """Derive the distributed variables on ModelArts (unless --no-dist-env; --torchrun needs the values
+    anyway, on a single node off ModelArts too)."""
     request = draft.request
-    if not request.dist_env and not request.torchrun:
+    if not request.torchrun and not (request.dist_env and draft.platform.on_modelarts):
         return
     from launcher.modelarts.distributed import dist_env
 
