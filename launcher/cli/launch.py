@@ -10,14 +10,16 @@ import sys
 from launcher.cli import values
 from launcher.cli.main import say
 from launcher.errors import ConfigError, UsageError
+from launcher.run.pid1 import should_supervise
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from launcher.cli.options import Parsed
     from launcher.core.plan import LaunchPlan
     from launcher.core.request import Request
+    from launcher.core.sourcing import ShellOutput
 
 
 #: Why an msrun job needs the supervisor (its workers run in sessions of their own).
@@ -42,11 +44,18 @@ def plan_for(request: Request) -> LaunchPlan:
     """The plan for ``request`` in the environment this process was started with, with the real
     activation runner and the user's LD cache."""
     from launcher.core.build import build_plan
-    from launcher.run.activate import run_bash_program
     from launcher.run.ldstore import user_store
 
     environ = started_environ()
-    return build_plan(request, environ, _cwd(), script_runner=run_bash_program, ld_store=user_store(environ))
+    return build_plan(request, environ, _cwd(), script_runner=_run_bash, ld_store=user_store(environ))
+
+
+def _run_bash(program: str, environ: Mapping[str, str], cwd: str, timeout: float) -> ShellOutput:
+    """The real activation runner (:func:`launcher.run.activate.run_bash_program`), imported only when
+    there are scripts to source."""
+    from launcher.run.activate import run_bash_program
+
+    return run_bash_program(program, environ, cwd, timeout)
 
 
 #: The values CPython's locale coercion (PEP 538) writes into LC_CTYPE.
@@ -98,10 +107,10 @@ def launch(args: Sequence[str]) -> int:
     if parsed.flag("ld_save"):
         raise UsageError("--save goes with --ld-report", hint="ma-launch --ld-report -n ENV --save")
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
-    if not (parsed.flag("dry_run") or parsed.flag("json")):
+    if not (parsed.flag("dry_run") or parsed.flag("json")) and should_supervise(run.init):
         from launcher.run import stops
 
-        stops.hold(run.init)  # from here a stop request is kept for the supervisor, not lost
+        stops.hold()  # from here a stop request is kept for the supervisor, not lost
     plan = plan_for(values.request(parsed))
     if parsed.flag("dry_run") or parsed.flag("json"):
         return dry_run(_rank_table(plan, parsed, wait=False), parsed)
@@ -209,12 +218,13 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.plan import Change
+    from launcher.modes import RANK_TABLE_MODES, parse_mode
     from launcher.run import stops
-    from launcher.run.ranktable import prepare_rank_table, rank_table_mode
+    from launcher.run.ranktable import prepare_rank_table
 
     table = prepare_rank_table(
         os.environ,
-        mode=rank_table_mode(parsed.text("rank_table") or "auto"),
+        mode=parse_mode(parsed.text("rank_table") or "auto", RANK_TABLE_MODES, "--rank-table"),
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,

@@ -10,11 +10,8 @@ passed on exactly.
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.core.request import LD_MODES
-from launcher.core.sources import CANN_MODES
 from launcher.errors import UsageError
-from launcher.modelarts.channels import MODES as CHANNEL_MODES
-from launcher.run.ranktable import MODES as RANK_TABLE_MODES
+from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, RANK_TABLE_MODES
 from launcher.yesno import env_yes, yes_no
 
 TYPE_CHECKING = False
@@ -102,7 +99,7 @@ OPTIONS: tuple[Option, ...] = (
         "init",
         "supervise the program (forward signals, reap, stop the whole tree); auto: when PID 1",
         "MODE",
-        choices=("auto", "always", "never"),
+        choices=INIT_MODES,
     ),
     Option(
         ("--grace",), "grace", "seconds between a stop signal and SIGKILL in supervise mode (25)", "SECONDS"

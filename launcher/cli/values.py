@@ -5,20 +5,19 @@ dry run fails with the same usage error (exit 2) as the real run."""
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.core.request import Request
-from launcher.core.sourcing import DEFAULT_TIMEOUT
+from launcher.core.request import ACTIVATION_TIMEOUT, Request
 from launcher.errors import UsageError
-from launcher.modelarts.channels import channel_mode
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
+from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, parse_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Literal, Optional
+    from typing import Optional
 
     from launcher.cli.options import Parsed
+    from launcher.modes import InitMode
 
-    InitMode = Literal["auto", "always", "never"]
 
 #: Seconds between a stop signal and SIGKILL in supervise mode.
 DEFAULT_GRACE = 25.0
@@ -50,14 +49,14 @@ def request(parsed: Parsed) -> Request:
         name=parsed.text("name"),
         prefix=parsed.text("prefix"),
         workdir=parsed.text("workdir"),
-        ld_mode=parsed.text("ld_library_path") or "auto",  # type: ignore[arg-type]
+        ld_mode=parse_mode(parsed.text("ld_library_path") or "auto", LD_MODES, "--ld-library-path"),
         conda_run=parsed.flag("conda_run"),
         line_buffered=parsed.flag("line_buffered"),
         strict_activation=parsed.flag("strict_activation"),
         activation_timeout=seconds(
-            parsed.text("activation_timeout"), "--activation-timeout", DEFAULT_TIMEOUT
+            parsed.text("activation_timeout"), "--activation-timeout", ACTIVATION_TIMEOUT
         ),
-        channel_args=channel_mode(parsed.text("channel_args") or "pass"),
+        channel_args=parse_mode(parsed.text("channel_args") or "pass", CHANNEL_MODES, "--channel-args"),
         channel_names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else CHANNEL_NAMES,
         dist_env=not parsed.flag("no_dist_env"),
         master_port=port(parsed.text("master_port"), "--master-port", MASTER_PORT),
@@ -67,7 +66,7 @@ def request(parsed: Parsed) -> Request:
         msrun=parsed.flag("msrun"),
         msrun_args=tuple(msrun_extra) if isinstance(msrun_extra, list) else (),
         sources=tuple(files) if isinstance(files, list) else (),
-        cann=parsed.text("cann") or "auto",  # type: ignore[arg-type]
+        cann=parse_mode(parsed.text("cann") or "auto", CANN_MODES, "--cann"),
         strict_lint=parsed.flag("strict_lint"),
     )
 
@@ -77,9 +76,8 @@ def run_options(parsed: Parsed) -> RunOptions:
     sessions of their own, and only the supervisor's stop of the whole tree ends them) and ``stop_fails``
     (msrun exits 0 on SIGINT)."""
     msrun = parsed.flag("msrun")
-    init = parsed.text("init") or ("always" if msrun else "auto")
-    grace = seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE)
-    return RunOptions(init, grace, stop_fails=msrun)  # type: ignore[arg-type]
+    init = parse_mode(parsed.text("init") or ("always" if msrun else "auto"), INIT_MODES, "--init")
+    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE), stop_fails=msrun)
 
 
 def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:

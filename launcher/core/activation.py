@@ -14,7 +14,6 @@ import os
 
 from launcher.core import paths
 from launcher.core.plan import Change
-from launcher.core.sourcing import Script
 from launcher.errors import AccessError, DataError
 
 TYPE_CHECKING = False
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from launcher.core.conda import Env
+    from launcher.core.sourcing import Script
 
 UNSET = "***unset***"
 
@@ -181,4 +181,9 @@ def activation_scripts(env: Env) -> list[Script]:
     scripts_dir = os.path.join(env.prefix, "etc", "conda", "activate.d")
     names = sorted(n for n in _listdir(scripts_dir, "the env's activate.d directory") if n.endswith(".sh"))
     found = [os.path.join(scripts_dir, n) for n in names]
-    return [Script(path) for path in found if os.path.isfile(path)]
+    paths_ = [path for path in found if os.path.isfile(path)]
+    if not paths_:
+        return []
+    from launcher.core.sourcing import Script  # only when there is something to source
+
+    return [Script(path) for path in paths_]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 
-from launcher.core import activation, command, libpath, paths, programs, sources, sourcing, workdir
+from launcher.core import activation, command, libpath, paths, programs, sources, workdir
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
-from launcher.core.request import LD_MODES
 from launcher.errors import ConfigError, UsageError
 from launcher.modelarts.platform import LOCAL
+from launcher.modes import LD_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -189,6 +189,8 @@ def activate_step(draft: Draft) -> None:
     if not scripts and not files:
         return
     run_dir = draft.workdir if draft.workdir_ok else draft.cwd
+    from launcher.core import sourcing
+
     changed, script_warnings = sourcing.script_changes(
         [*scripts, *files],
         draft.env.env,
@@ -214,10 +216,11 @@ def channel_variables_step(draft: Draft) -> None:
 
 
 def distributed_step(draft: Draft) -> None:
-    """Derive the distributed variables (unless --no-dist-env; --torchrun and --msrun need the values
-    anyway)."""
+    """Derive the distributed variables on ModelArts (unless --no-dist-env; --torchrun and --msrun need the
+    values anyway, on a single node off ModelArts too)."""
     request = draft.request
-    if not request.dist_env and not request.torchrun and not request.msrun:
+    launcher = request.torchrun or request.msrun
+    if not launcher and not (request.dist_env and draft.platform.on_modelarts):
         return
     from launcher.modelarts.distributed import dist_env
 

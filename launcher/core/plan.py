@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from launcher.errors import LaunchError
     from launcher.modelarts.distributed import DistEnv
     from launcher.modelarts.platform import Platform
+    from launcher.modes import LdMode
 
     #: What kind of rule made a change: conda's own variables, the env's declared variables
     #: (env_vars.d, conda-meta/state), a sourced script, the platform's channel arguments, the
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
         "ld",
         "rank-table",
     ]
-    LdMode = Literal["auto", "prefix", "off"]
 
 
 class Change(Record):

@@ -7,18 +7,20 @@ Modes are ``Literal`` types (checked by mypy, free at run time); the CLI has val
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.core.sourcing import DEFAULT_TIMEOUT
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
-    from launcher.core.plan import LdMode
-    from launcher.core.sources import CannMode
-    from launcher.modelarts.channels import ChannelMode
+    from launcher.modes import CannMode, ChannelMode, LdMode
 
-LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
+
+#: Seconds the activation scripts may take together by default. They set variables and take
+#: milliseconds (conda's own, CANN's set_env.sh, Intel's setvars.sh: well under 5 s); a minute is far
+#: above that, yet a hung boot (a script waiting for a prompt, a lock or the network) fails within a
+#: minute with the script's name instead of holding a paid job for hours.
+ACTIVATION_TIMEOUT = 60.0
 
 
 class Request(Record):
@@ -63,7 +65,7 @@ class Request(Record):
         conda_run: bool = False,
         line_buffered: bool = False,
         strict_activation: bool = False,
-        activation_timeout: float = DEFAULT_TIMEOUT,
+        activation_timeout: float = ACTIVATION_TIMEOUT,
         channel_args: ChannelMode = "pass",
         channel_names: tuple[str, ...] = CHANNEL_NAMES,
         dist_env: bool = True,

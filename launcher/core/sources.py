@@ -14,17 +14,15 @@ import os
 
 from launcher.core.paths import split_path
 from launcher.core.plan import Change
-from launcher.core.sourcing import Script
 from launcher.errors import AccessError, NotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Literal
 
-    CannMode = Literal["auto", "off"]
+    from launcher.core.sourcing import Script
+    from launcher.modes import CannMode
 
-CANN_MODES: tuple[CannMode, ...] = ("auto", "off")
 #: List variables in which a sourced file may leave an empty entry (each would mean the working directory).
 LIST_VARIABLES = ("PATH", "LD_LIBRARY_PATH", "PYTHONPATH")
 
@@ -50,20 +48,26 @@ def files_to_source(
     """The files to source after the env's activation, each attributed to the words that name it, and
     decision lines for the CANN scripts that are not sourced. CANN's scripts come first, so a ``--source``
     file can build on them."""
-    files: list[Script] = []
+    found: list[tuple[str, str]] = []
     notes: list[str] = []
     if cann == "auto":
         from launcher.modelarts.cann import find_set_env
 
-        for found in find_set_env(environ):
-            if found.skip is not None:
-                notes.append(f"{found.what}: {found.path} not sourced: {found.skip}")
+        for script in find_set_env(environ):
+            if script.skip is not None:
+                notes.append(f"{script.what}: {script.path} not sourced: {script.skip}")
             else:
-                files.append(Script(found.file, f"{found.path} ({found.what}, --cann auto)"))
+                found.append((script.file, f"{script.path} ({script.what}, --cann auto)"))
     for path in sources:
         full = user_file(path, cwd)
-        files.append(Script(full, f"{full} (--source)"))
-    return files, notes
+        found.append((full, f"{full} (--source)"))
+    if not found:
+        return [], notes
+    from launcher.core.sourcing import (
+        Script,
+    )  # the sourcing protocol is loaded only when something is sourced
+
+    return [Script(path, source) for path, source in found], notes
 
 
 def tidied(change: Change) -> Change:

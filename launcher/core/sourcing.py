@@ -47,11 +47,6 @@ if TYPE_CHECKING:
 CHANNEL_FD = 3
 #: The last record of a complete run; the runner stops reading when it arrives.
 END = b"@done"
-#: Seconds the scripts may take together by default. Activation scripts set variables and take
-#: milliseconds (conda's own, CANN's set_env.sh, Intel's setvars.sh: well under 5 s); a minute is far
-#: above that, yet a hung boot (a script waiting for a prompt, a lock or the network) fails within a
-#: minute with the script's name instead of holding a paid job for hours.
-DEFAULT_TIMEOUT = 60.0
 #: Variables a bash process changes by itself; never attributed to a script.
 SHELL_NOISE = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})
 

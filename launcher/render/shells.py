@@ -13,9 +13,12 @@ original bytes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Callable, Optional
+from launcher.core.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Callable, Optional
 
 _POSIX_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
 
@@ -70,17 +73,26 @@ def quote_csh(word: str) -> str:
     return "".join(out) or "''"
 
 
-@dataclass(frozen=True)
-class Dialect:
-    """How one family of shells spells the boot line."""
+class Dialect(Record):
+    """How one family of shells spells the boot line: its name, how it quotes a word, whether
+    ``${VAR:+:$VAR}`` works (so a prepended PATH can refer to the value at run time), and the inherited
+    variables it does not pass on to a program as they are (it keeps the names for itself, or sets them at
+    start-up), which the line restates."""
 
-    name: str
-    quote: Callable[[str], str]
-    #: ``True`` when ``${VAR:+:$VAR}`` works, so a prepended PATH can refer to the value at run time.
-    posix_expansion: bool
-    #: Inherited variables this shell does not pass on to a program as they are (it keeps the names for
-    #: itself, or sets them at start-up): the line restates them.
-    reserved: frozenset[str] = frozenset()
+    __slots__ = ("name", "posix_expansion", "quote", "reserved")
+
+    def __init__(
+        self,
+        name: str,
+        quote: Callable[[str], str],
+        *,
+        posix_expansion: bool,
+        reserved: frozenset[str] = frozenset(),
+    ) -> None:
+        self.name = name
+        self.quote = quote
+        self.posix_expansion = posix_expansion
+        self.reserved = reserved
 
 
 POSIX = Dialect("posix", quote_posix, posix_expansion=True)
@@ -141,16 +153,20 @@ def dialect_for(name: str) -> Optional[Dialect]:
     return _ALIASES.get(base)
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(Record):
     """One ``NAME=VALUE`` for the line; ``prepend`` marks a list variable whose new entries go in front of
     the value the shell holds at run time, and ``copy_of`` a variable that copies another's value at run
     time (each only rendered that way where the shell can say it exactly)."""
 
-    name: str
-    value: str
-    prepend: tuple[str, ...] = ()
-    copy_of: Optional[str] = None
+    __slots__ = ("copy_of", "name", "prepend", "value")
+
+    def __init__(
+        self, name: str, value: str, prepend: tuple[str, ...] = (), copy_of: Optional[str] = None
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.prepend = prepend
+        self.copy_of = copy_of
 
 
 def render_line(

@@ -6,19 +6,23 @@ file descriptors 0, 1 and 2 pass to the program untouched.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 
 from launcher.errors import exec_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Iterable
     from typing import NoReturn
 
     from launcher.core.plan import LaunchPlan
+    from launcher.modes import InitMode
+else:
+    # The C module under ``signal``, with the same functions: ``signal`` itself imports ``enum`` (several
+    # milliseconds, more than the rest of a launch's own work), and ``_signal`` is loaded at start-up.
+    import _signal
 
 
 def prepare_process(blocked: Iterable[int] = ()) -> None:
@@ -29,13 +33,15 @@ def prepare_process(blocked: Iterable[int] = ()) -> None:
     ``blocked`` (empty for the program; the stop signals for the supervisor).
     """
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        try:  # noqa: SIM105 - contextlib is not imported on the exec path
             stream.flush()
+        except (OSError, ValueError):
+            pass
     for name in ("SIGPIPE", "SIGXFSZ"):
-        sig = getattr(signal, name, None)
+        sig = getattr(_signal, name, None)
         if sig is not None:
-            signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, list(blocked))
+            _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, list(blocked))
 
 
 def exec_plan(plan: LaunchPlan) -> NoReturn:
@@ -58,7 +64,9 @@ _SUPERVISOR_BOOT = (
 )
 
 
-def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool, stop_fails: bool = False) -> NoReturn:
+def run_plan(
+    plan: LaunchPlan, *, init: InitMode, grace: float, quiet: bool, stop_fails: bool = False
+) -> NoReturn:
     """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1);
     ``stop_fails``: a supervised program that exits 0 after a stop request ends with the stop signal's
     status (see :func:`launcher.run.supervise.run_supervised`).
@@ -71,13 +79,14 @@ def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool, stop_fai
     (:mod:`launcher.run.handoff`), and a stop requested while planning as a pending signal
     (:mod:`launcher.run.stops`).
     """
-    from launcher.run import stops, supervise
     from launcher.run.pid1 import should_supervise
 
     if not should_supervise(init):
         exec_plan(plan)
     if plan.problems:
         raise plan.problems[0]
+    from launcher.run import stops, supervise
+
     os.chdir(plan.workdir)
     blocked = stops.hand_over()
     _exec_supervisor(plan, grace=grace, quiet=quiet, stop_fails=stop_fails, blocked=blocked)
@@ -101,10 +110,11 @@ def _exec_supervisor(
     flags = [*(["--quiet"] if quiet else []), *(["--stop-fails"] if stop_fails else [])]
     args = ["--grace", repr(grace), "--environment-fd", str(fd), *flags, "--"]
     prepare_process(blocked)
-    with contextlib.suppress(OSError):  # no exec possible: supervise from here instead
+    try:
         os.execve(
             sys.executable,
             [sys.executable, "-I", "-S", "-c", _SUPERVISOR_BOOT, package_parent, *args, *plan.argv],
             dict(os.environ),
         )
-    os.close(fd)
+    except OSError:  # no exec possible: supervise from here instead
+        os.close(fd)
