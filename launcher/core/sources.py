@@ -2,8 +2,7 @@
 
 They are sourced after the conda activation by the same bash that sources the env's ``activate.d`` scripts,
 under the same rules and deadline (:mod:`launcher.core.sourcing`); each change they make is attributed to
-its file.
-This module decides which files, says why, and tidies what they leave: an empty entry in ``PATH``,
+its file. This module decides which files, says why, and tidies what they leave: an empty entry in ``PATH``,
 ``LD_LIBRARY_PATH`` or ``PYTHONPATH`` (CANN's script leaves one when the variable was unset) means the
 working directory to the loader and to Python, so it is dropped. Reads the file system; runs nothing.
 """
