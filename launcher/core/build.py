@@ -10,10 +10,11 @@ result and a normal run executes it, so the two cannot disagree.
 from __future__ import annotations
 
 from launcher.core import activation, command, libpath, programs, workdir
+from launcher.core.checks import lint_step, preflight_step, restarts_step
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
 from launcher.core.request import LD_MODES
-from launcher.errors import ConfigError, UsageError
+from launcher.errors import UsageError
 from launcher.modelarts.platform import LOCAL
 
 TYPE_CHECKING = False
@@ -275,31 +276,10 @@ def line_buffer_step(draft: Draft) -> None:
     draft.decisions.append("--line-buffered: the program runs under stdbuf -oL -eL")
 
 
-def lint_step(draft: Draft) -> None:
-    """Boot-line warnings; under --strict-lint the first one is a problem (78) that dry-run still shows."""
-    from launcher.modelarts.lint import lint
-
-    request = draft.request
-    declared = [c.name for c in draft.env.changes if c.kind == "declared"]
-    found = lint(
-        draft.command,
-        shell_line=request.shell_line,
-        environ=draft.base,
-        platform=draft.platform,
-        workdir=draft.workdir,
-        user_env_names=declared,
-    )
-    if found and request.strict_lint:
-        first = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        message = f"boot-line lint [{first.code}]: {first.message}{more}"
-        draft.problems.append(ConfigError(message, hint=first.hint))
-    draft.warnings += [f"[{w.code}] {w.message} (hint: {w.hint})" for w in found]
-
-
 #: The planning steps, in order.
 STEPS: tuple[Callable[[Draft], None], ...] = (
     detect_platform_step,
+    restarts_step,
     split_channels_step,
     choose_env_step,
     workdir_step,
@@ -312,6 +292,7 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
     libpath_step,
     line_buffer_step,
     lint_step,
+    preflight_step,
 )
 
 

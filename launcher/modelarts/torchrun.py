@@ -88,3 +88,23 @@ def torchrun_argv(
         if dist.node_rank == 0 and dist.nnodes > 1:
             argv += ["--rdzv_conf", "is_host=1"]
     return [*argv, *extra, *options, *rest]
+
+
+#: torchrun's spellings of the option for the number of processes per node.
+NPROC_OPTIONS = ("--nproc_per_node", "--nproc-per-node")
+
+
+def processes_per_node(dist: DistEnv, extra: Sequence[str]) -> Optional[int]:
+    """How many processes torchrun will start on this node: the last ``--nproc_per_node`` the user passed
+    through ``extra`` (``--torchrun-arg``; torchrun takes the last one), else the derived value; ``None``
+    when the user's value is not a number (``auto``, ``gpu``: torchrun decides)."""
+    value: Optional[str] = None
+    words = list(extra)
+    for i, word in enumerate(words):
+        name, eq, inline = word.partition("=")
+        if name in NPROC_OPTIONS:
+            value = inline if eq else (words[i + 1] if i + 1 < len(words) else None)
+    if value is None:
+        return dist.nproc_per_node
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 else None

@@ -17,8 +17,11 @@ def plan_data(
     plan: LaunchPlan, *, shell: Optional[str] = None, line: Optional[str] = None
 ) -> dict[str, object]:
     """The plan as JSON-able data."""
+    from launcher.modelarts.restarts import restarts
+
     env = plan.choice.env
     dist = plan.dist
+    restart = restarts(plan.base)
     return {
         "version": JSON_VERSION,
         "argv": list(plan.argv),
@@ -36,6 +39,7 @@ def plan_data(
             "master_addr": dist.master_addr,
             "master_port": dist.master_port,
         },
+        "restart": None if restart is None else restart.data(),
         "env_rule": plan.choice.rule,
         "env_reason": plan.choice.reason,
         "set": {name: shown(name, value) for name, value in plan.net_set()},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from launcher.core.record import Record
 from launcher.modelarts.facts import ACCELERATOR_PREFIXES, DEVICE_ROOT
 
 TYPE_CHECKING = False
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
-class Holder:
+class Holder(Record):
     """A process (``pid``, its command name) and the accelerator devices it has open."""
 
     __slots__ = ("devices", "name", "pid")
@@ -29,8 +30,6 @@ class Holder:
         self.name = name
         self.devices = devices
 
-    def __repr__(self) -> str:
-        return f"Holder({self.pid!r}, {self.name!r}, {self.devices!r})"
 
 
 def is_accelerator(path: str, device_root: str = DEVICE_ROOT) -> bool:

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 
+from launcher.core.record import Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Literal, Optional
@@ -36,7 +38,7 @@ DEFAULT_ROOT = "/sys/fs/cgroup"
 _UNLIMITED = 1 << 62
 
 
-class Memory:
+class Memory(Record):
     """What one reading of the memory cgroup found: where (``version``, ``path``), the OOM-kill counter,
     how often the usage reached the limit, the smallest limit on the way up the tree, and the peak usage
     (bytes). Any of the numbers is ``None`` when the kernel does not offer it."""
@@ -59,8 +61,6 @@ class Memory:
         self.limit = limit
         self.peak = peak
 
-    def __repr__(self) -> str:
-        return f"Memory({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
 
 
 def read_memory(root: str = DEFAULT_ROOT, membership: Optional[str] = None) -> Optional[Memory]:

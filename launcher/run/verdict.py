@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import signal
 
+from launcher.core.record import Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,7 +67,7 @@ CRASH_ADVICE = {
 }
 
 
-class Stop:
+class Stop(Record):
     """A stop request: the signal that asked for it (``received``), the one the program got (``sent``,
     ``--stop-signal``), when it came (seconds after the program started), and how long after it the program
     ended (``None``: it had not ended when the grace ran out)."""
@@ -79,7 +81,7 @@ class Stop:
         self.ended_after = ended_after
 
 
-class Loader:
+class Loader(Record):
     """What the loader analysis said about an exit code 127: its lines for people, whether it found a
     missing library, and its data."""
 
@@ -91,7 +93,7 @@ class Loader:
         self.data = data
 
 
-class Observed:
+class Observed(Record):
     """Everything the supervisor saw: the program's wait ``status``, the grace, whether ma-launch sent
     SIGKILL, the stop request, the memory cgroup before and after, the leftover processes (how many and
     the signals that stopped them), who held accelerator devices after the end, and the loader analysis
