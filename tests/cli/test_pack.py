@@ -403,7 +403,8 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     shutil.copy(REPO / "pyproject.toml", src)
-    shutil.copytree(REPO / "launcher", src / "launcher", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("launcher", "scripts"):
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     readme = REPO / "README.md"
     if readme.exists():
         shutil.copy(readme, src)
@@ -418,18 +419,12 @@ def test_venv_install_of_ma_launch(tmp_path: Path) -> None:
     done = subprocess.run(pip, capture_output=True, text=True, check=False, cwd=tmp_path)
     require(done.returncode == 0, f"pip could not build ma-launch: {done.stderr[-300:]}")
     assert (venv / "bin" / "ma-launch").is_file()
-    first = (venv / "bin" / "ma-launch").read_text().splitlines()[0]
-    assert first == f"#!{venv}/bin/python"
+    script = venv / "bin" / "ma-launch"
+    assert script.read_text().splitlines()[0] in (f"#!{venv}/bin/python", f"#!{venv}/bin/python3")
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("ma-launch "), version.stderr
     done = subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-c",
-            "from launcher.cli.main import run; import sys; sys.exit(run(['pack', '--help']))",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
+        [script, "pack", "--help"], capture_output=True, text=True, check=False, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert "--dest-prefix" in done.stdout
