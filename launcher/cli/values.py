@@ -1,6 +1,6 @@
 """Parsed options turned into typed values: the planner's :class:`~launcher.core.request.Request` and the
-run options (``--init``, ``--grace``). Every value is checked here, before anything is planned or run, so a
-dry run fails with the same usage error (exit 2) as the real run."""
+run options (``--init``, ``--grace``, ``--stop-signal``, ``--summary``). Every value is checked here, before
+anything is planned or run, so a dry run fails with the same usage error (exit 2) as the real run."""
 
 from __future__ import annotations
 
@@ -23,16 +23,23 @@ if TYPE_CHECKING:
 DEFAULT_GRACE = 25.0
 #: Seconds to wait for the Ascend rank table.
 DEFAULT_RANK_TABLE_TIMEOUT = 600.0
+#: The signals a program can be asked to stop with (``--stop-signal``), the default first.
+STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2")
 
 
 class RunOptions(Record):
-    """How to run the plan: supervise (``init``) and the stop grace period."""
+    """How to run the plan: supervise (``init``), the stop grace period, the signal that asks the program
+    to stop (``SIGTERM``…) and where to write the summary."""
 
-    __slots__ = ("grace", "init")
+    __slots__ = ("grace", "init", "stop_signal", "summary")
 
-    def __init__(self, init: InitMode, grace: float) -> None:
+    def __init__(
+        self, init: InitMode, grace: float, stop_signal: str = "SIGTERM", summary: Optional[str] = None
+    ) -> None:
         self.init: InitMode = init
         self.grace = grace
+        self.stop_signal = stop_signal
+        self.summary = summary
 
 
 def request(parsed: Parsed) -> Request:
@@ -61,9 +68,21 @@ def request(parsed: Parsed) -> Request:
 
 
 def run_options(parsed: Parsed) -> RunOptions:
-    """``--init`` and ``--grace``, checked."""
+    """``--init``, ``--grace``, ``--stop-signal`` and ``--summary``, checked. Under ``--init auto`` a summary
+    file or a stop signal other than TERM needs the supervisor, so the program is supervised; ``--init
+    never`` with either is a usage error (nothing would send the signal or write the file)."""
     init = parsed.text("init") or "auto"
-    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE))  # type: ignore[arg-type]
+    grace = seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE)
+    stop_signal = "SIG" + (parsed.text("stop_signal") or STOP_SIGNALS[0])
+    summary = parsed.text("summary") or None  # empty (MA_LAUNCH_SUMMARY=): no summary file
+    needs = "--summary" if summary else ("--stop-signal" if stop_signal != "SIGTERM" else None)
+    if needs and init == "never":
+        raise UsageError(
+            f"{needs} needs the supervisor, which --init never turns off", hint="use --init auto or always"
+        )
+    if needs and init == "auto":
+        init = "always"
+    return RunOptions(init, grace, stop_signal, summary)  # type: ignore[arg-type]
 
 
 def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:
