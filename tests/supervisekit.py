@@ -78,11 +78,15 @@ def _no_leftovers() -> Iterator[None]:
         proc.communicate()
 
 
-def start(command: list[str], **kwargs: object) -> subprocess.Popen[str]:
+def start(
+    command: list[str], *, env: Optional[dict[str, str]] = None, cwd: Optional[str] = None, **kwargs: object
+) -> subprocess.Popen[str]:
+    """Start ``command`` (by default with :func:`base_env` in the repository), capturing its output; it is
+    killed at the end of the test if it still runs."""
     proc = subprocess.Popen(  # type: ignore[call-overload]
         command,
-        env=base_env(),
-        cwd=str(REPO),
+        env=base_env() if env is None else env,
+        cwd=str(REPO) if cwd is None else cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
