@@ -3,6 +3,9 @@
 Every failure the user can fix is a :class:`LaunchError`: it is caught once at the top, printed as
 ``ma-launch: error: <message>`` plus a ``hint:`` line, and mapped to the documented exit code. The codes
 follow sysexits.h where one fits, and the shell's 126/127 for commands that cannot run.
+
+Standard library only, apart from the masking rule (:mod:`launcher.render.mask`, itself import-free),
+which every printed error line follows: the supervisor prints these lines too.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ class LaunchError(Exception):
 
     def line(self) -> str:
         """The one line ma-launch prints for it: ``ma-launch: error: <message> (hint: <fix>)``; line breaks
-        and other control characters in either are escaped."""
+        and other control characters in either are escaped, and secrets in quoted values are masked."""
+        from launcher.render.mask import mask_text
+
         hint = f" (hint: {one_line(self.hint)})" if self.hint else ""
-        return f"ma-launch: error: {one_line(self.message)}{hint}"
+        return mask_text(f"ma-launch: error: {one_line(self.message)}{hint}")
 
 
 class UsageError(LaunchError):

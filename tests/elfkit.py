@@ -158,6 +158,77 @@ def python() -> str:
 # Hand-made ELF objects (both classes, both byte orders)
 
 
+class _Strings:
+    """A string table under construction; :meth:`add` returns a string's offset."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(b"\0")
+
+    def add(self, text: str) -> int:
+        off = len(self.data)
+        self.data.extend(text.encode() + b"\0")
+        return off
+
+
+def _version_sections(
+    e: str,
+    strings: _Strings,
+    soname: Optional[str],
+    verneed: Sequence[tuple[str, Sequence[str]]],
+    verdef: Optional[Sequence[str]],
+) -> tuple[bytes, Optional[int], Optional[int]]:
+    """DT_VERNEED and DT_VERDEF contents, and their offsets within them (None when absent)."""
+    ver = bytearray()
+    vn_rel = vd_rel = None
+    if verneed:
+        vn_rel = len(ver)
+        for i, (file, names) in enumerate(verneed):
+            start = len(ver)
+            nxt = 16 + 16 * len(names) if i + 1 < len(verneed) else 0
+            ver += struct.pack(e + "HHIII", 1, len(names), strings.add(file), 16, nxt)
+            for j, name in enumerate(names):
+                ver += struct.pack(
+                    e + "IHHII", 0, 0, 2 + j, strings.add(name), 16 if j + 1 < len(names) else 0
+                )
+            assert len(ver) - start == 16 + 16 * len(names)
+    if verdef is not None:
+        vd_rel = len(ver)
+        entries = [(soname or "base", 1), *((n, 0) for n in verdef)]
+        for i, (name, flags) in enumerate(entries):
+            nxt = 28 if i + 1 < len(entries) else 0
+            ver += struct.pack(e + "HHHHIII", 1, flags, i + 1, 1, 0, 20, nxt)
+            ver += struct.pack(e + "II", strings.add(name), 0)
+    return bytes(ver), vn_rel, vd_rel
+
+
+def _headers(
+    e: str, is64: bool, elf_class: int, big_endian: bool, elf_type: int, machine: int, parts: dict[str, int]
+) -> bytes:
+    """The ELF header and the three program headers (PT_LOAD of the whole file, PT_INTERP or a
+    placeholder, PT_DYNAMIC) for the layout in ``parts``."""
+    ehsize, phsize, base, nph = (64, 56, 0x1000, 3) if is64 else (52, 32, 0x1000, 3)
+    ident = b"\x7fELF" + bytes([elf_class, 2 if big_endian else 1, 1, 0]) + b"\0" * 8
+    fmt = "HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH"
+    ehdr = ident + struct.pack(
+        e + fmt, elf_type, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, nph, 64 if is64 else 40, 0, 0
+    )
+
+    def ph(p_type: int, off: int, size: int) -> bytes:
+        if is64:
+            return struct.pack(e + "IIQQQQQQ", p_type, 4, off, base + off, base + off, size, size, 8)
+        return struct.pack(e + "IIIIIIII", p_type, off, base + off, base + off, size, size, 4, 4)
+
+    total = parts["total"]
+    # PT_INTERP, or a PT_PHDR placeholder
+    interp_ph = ph(3, parts["interp"], parts["interp_size"]) if parts["interp"] >= 0 else ph(6, 0, 0)
+    load = (
+        struct.pack(e + "IIQQQQQQ", 1, 5, 0, base, base, total, total, 0x1000)
+        if is64
+        else struct.pack(e + "IIIIIIII", 1, 0, base, base, total, total, 5, 0x1000)
+    )
+    return ehdr + load + interp_ph + ph(2, parts["dyn"], parts["dyn_size"])
+
+
 def make_elf(
     *,
     elf_class: int = 2,
@@ -176,89 +247,38 @@ def make_elf(
     PT_INTERP, PT_DYNAMIC, a string table and optional version sections."""
     e = ">" if big_endian else "<"
     is64 = elf_class == 2
-    ehsize, phsize = (64, 56) if is64 else (52, 32)
     base = 0x1000
-    strtab = bytearray(b"\0")
+    strings = _Strings()
+    dyn: list[tuple[int, int]] = [(1, strings.add(n)) for n in needed]
+    for tag, value in ((14, soname), (15, rpath), (29, runpath)):
+        if value is not None:
+            dyn.append((tag, strings.add(value)))
+    interp_in_str = strings.add(interp) if interp is not None else None
+    ver, vn_rel, vd_rel = _version_sections(e, strings, soname, verneed, verdef)
 
-    def s(text: str) -> int:
-        off = len(strtab)
-        strtab.extend(text.encode() + b"\0")
-        return off
-
-    dyn: list[tuple[int, int]] = [(1, s(n)) for n in needed]
-    if soname is not None:
-        dyn.append((14, s(soname)))
-    if rpath is not None:
-        dyn.append((15, s(rpath)))
-    if runpath is not None:
-        dyn.append((29, s(runpath)))
-    interp_off_in_str = s(interp) if interp is not None else None
-
-    ver = bytearray()
-    vn_rel = vd_rel = None
-    if verneed:
-        vn_rel = len(ver)
-        for i, (file, names) in enumerate(verneed):
-            start = len(ver)
-            aux = 16
-            nxt = 16 + 16 * len(names) if i + 1 < len(verneed) else 0
-            ver += struct.pack(e + "HHIII", 1, len(names), s(file), aux, nxt)
-            for j, name in enumerate(names):
-                ver += struct.pack(e + "IHHII", 0, 0, 2 + j, s(name), 16 if j + 1 < len(names) else 0)
-            assert len(ver) - start == 16 + 16 * len(names)
-    if verdef is not None:
-        vd_rel = len(ver)
-        entries = [(soname or "base", 1), *((n, 0) for n in verdef)]
-        for i, (name, flags) in enumerate(entries):
-            nxt = 28 if i + 1 < len(entries) else 0
-            ver += struct.pack(e + "HHHHIII", 1, flags, i + 1, 1, 0, 20, nxt)
-            ver += struct.pack(e + "II", s(name), 0)
-
-    nph = 3
-    str_off = ehsize + phsize * nph
-    ver_off = str_off + len(strtab)
+    str_off = (64 + 56 * 3) if is64 else (52 + 32 * 3)
+    ver_off = str_off + len(strings.data)
     ver_off += (-ver_off) % 8
-    extra = [(5, base + str_off), (10, len(strtab))]
+    dyn += [(5, base + str_off), (10, len(strings.data))]
     if vn_rel is not None:
-        extra += [(0x6FFFFFFE, base + ver_off + vn_rel), (0x6FFFFFFF, len(verneed))]
+        dyn += [(0x6FFFFFFE, base + ver_off + vn_rel), (0x6FFFFFFF, len(verneed))]
     if vd_rel is not None:
         assert verdef is not None
-        extra += [(0x6FFFFFFC, base + ver_off + vd_rel), (0x6FFFFFFD, len(verdef) + 1)]
-    dyn += [*extra, (0, 0)]
+        dyn += [(0x6FFFFFFC, base + ver_off + vd_rel), (0x6FFFFFFD, len(verdef) + 1)]
+    dyn.append((0, 0))
     dyn_off = ver_off + len(ver)
     dyn_off += (-dyn_off) % 8
-    dent = 16 if is64 else 8
     dyn_bytes = b"".join(struct.pack(e + ("qQ" if is64 else "iI"), t, v) for t, v in dyn)
-    total = dyn_off + len(dyn_bytes)
-
-    ident = b"\x7fELF" + bytes([elf_class, 2 if big_endian else 1, 1, 0]) + b"\0" * 8
-    if is64:
-        ehdr = ident + struct.pack(
-            e + "HHIQQQIHHHHHH", elf_type, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, nph, 64, 0, 0
-        )
-    else:
-        ehdr = ident + struct.pack(
-            e + "HHIIIIIHHHHHH", elf_type, machine, 1, 0, ehsize, 0, 0, ehsize, phsize, nph, 40, 0, 0
-        )
-
-    def ph(p_type: int, off: int, size: int) -> bytes:
-        if is64:
-            return struct.pack(e + "IIQQQQQQ", p_type, 4, off, base + off, base + off, size, size, 8)
-        return struct.pack(e + "IIIIIIII", p_type, off, base + off, base + off, size, size, 4, 4)
-
-    if interp_off_in_str is not None:
-        interp_ph = ph(3, str_off + interp_off_in_str, len(interp or "") + 1)
-    else:
-        interp_ph = ph(6, 0, 0)  # PT_PHDR placeholder
-    load = (
-        struct.pack(e + "IIQQQQQQ", 1, 5, 0, base, base, total, total, 0x1000)
-        if is64
-        else struct.pack(e + "IIIIIIII", 1, 0, base, base, total, total, 5, 0x1000)
-    )
-    phdrs = load + interp_ph + ph(2, dyn_off, len(dyn_bytes))
-    out = bytearray(ehdr + phdrs)
-    assert len(out) == str_off and dent
-    out += strtab
+    parts = {
+        "total": dyn_off + len(dyn_bytes),
+        "interp": -1 if interp_in_str is None else str_off + interp_in_str,
+        "interp_size": len(interp or "") + 1,
+        "dyn": dyn_off,
+        "dyn_size": len(dyn_bytes),
+    }
+    out = bytearray(_headers(e, is64, elf_class, big_endian, elf_type, machine, parts))
+    assert len(out) == str_off
+    out += strings.data
     out += b"\0" * (ver_off - len(out))
     out += ver
     out += b"\0" * (dyn_off - len(out))

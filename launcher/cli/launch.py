@@ -9,7 +9,7 @@ import sys
 
 from launcher.cli import values
 from launcher.cli.main import say
-from launcher.errors import ConfigError
+from launcher.errors import ConfigError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,11 +28,15 @@ def _cwd() -> str:
 
 
 def plan_for(request: Request) -> LaunchPlan:
-    """The plan for ``request`` in this process's environment, with the real activation runner."""
+    """The plan for ``request`` in this process's environment, with the real activation runner and the
+    user's LD cache."""
     from launcher.core.build import build_plan
     from launcher.run.activate import run_scripts_in_bash
+    from launcher.run.ldstore import user_store
 
-    return build_plan(request, os.environ, _cwd(), script_runner=run_scripts_in_bash)
+    return build_plan(
+        request, os.environ, _cwd(), script_runner=run_scripts_in_bash, ld_store=user_store(os.environ)
+    )
 
 
 def launch(args: Sequence[str]) -> int:
@@ -50,7 +54,13 @@ def launch(args: Sequence[str]) -> int:
         return 0
     if parsed.flag("ld_report"):
         return ld_report(parsed)
+    if parsed.flag("ld_save"):
+        raise UsageError("--save goes with --ld-report", hint="ma-launch --ld-report -n ENV --save")
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
+    if not (parsed.flag("dry_run") or parsed.flag("json")):
+        from launcher.run import stops
+
+        stops.hold(run.init)  # from here a stop request is kept for the supervisor, not lost
     plan = plan_for(values.request(parsed))
     if parsed.flag("dry_run") or parsed.flag("json"):
         return dry_run(_rank_table(plan, parsed, wait=False), parsed)
@@ -59,7 +69,7 @@ def launch(args: Sequence[str]) -> int:
     quiet = parsed.flag("quiet")
     if not quiet:
         from launcher.render.explain import explanation
-        from launcher.run.supervise import pid1_warnings
+        from launcher.run.pid1 import pid1_warnings
 
         for warning in [*plan.warnings, *pid1_warnings(run.init)]:
             say(f"warning: {warning}")
@@ -67,7 +77,9 @@ def launch(args: Sequence[str]) -> int:
             say(line)
     from launcher.run.execute import run_plan
 
-    return run_plan(plan, init=run.init, grace=run.grace, quiet=quiet)
+    return run_plan(
+        plan, init=run.init, grace=run.grace, quiet=quiet, stop_signal=run.stop_signal, summary=run.summary
+    )
 
 
 def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:
@@ -81,7 +93,7 @@ def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:
     if parsed.flag("json"):
         from launcher.render.planjson import plan_json
 
-        sys.stdout.write(plan_json(plan, shell=shell_name, line=line) + "\n")
+        sys.stdout.write(plan_json(plan, shell=shell_name, dialect=dialect) + "\n")  # its line is masked
     else:
         if not parsed.flag("quiet"):
             from launcher.render.explain import explanation
@@ -106,7 +118,7 @@ def ld_report(parsed: Parsed) -> int:
     request = values.request(parsed).replace(ld_mode="off")
     if not request.command and request.shell_line is None:
         request = request.replace(command=("python",))
-    sys.stdout.write(report(plan_for(request), as_json=parsed.flag("json")))
+    sys.stdout.write(report(plan_for(request), as_json=parsed.flag("json"), save=parsed.flag("ld_save")))
     return 0
 
 
@@ -155,6 +167,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.plan import Change
+    from launcher.run import stops
     from launcher.run.ranktable import prepare_rank_table, rank_table_mode
 
     table = prepare_rank_table(
@@ -163,6 +176,7 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,
+        sleep=stops.wait,  # a stop request ends the wait
     )
     if table is None:
         return plan

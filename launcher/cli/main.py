@@ -4,6 +4,10 @@ Every verb (the launch itself, ``bake``, the typer subcommands ``doctor`` and ``
 :func:`guarded`, which turns a :class:`~launcher.errors.LaunchError` into its one line and exit code, any
 other exception into exit 70 (with the traceback only under ``--debug``), and Ctrl-C into 130. Only the
 standard library is imported on the launch path; typer loads for the subcommands only.
+
+Everything the launcher itself prints follows the one masking rule (:mod:`launcher.render.mask`): ``say``
+applies it to every line, error lines apply it themselves, and a traceback (which can quote any value in
+any form) is also scrubbed of every secret value found in the environment and the command line.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ import os
 import sys
 
 from launcher.errors import LaunchError
+from launcher.render.mask import mask_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Callable, NoReturn, Optional
+
+    from launcher.run.stops import StopRequested
 
 PREFIX = "ma-launch: "
 #: Exit status of an internal error (EX_SOFTWARE): a bug in ma-launch.
@@ -25,7 +32,7 @@ INTERNAL_ERROR = 70
 
 def say(message: str) -> None:
     """Write one of the launcher's own lines to stderr (stdout belongs to the program)."""
-    sys.stderr.write(PREFIX + message + "\n")
+    sys.stderr.write(PREFIX + mask_text(message) + "\n")
 
 
 def _subcommand(args: list[str]) -> int:
@@ -50,32 +57,53 @@ def _launch(args: list[str]) -> int:
 VERBS: dict[str, Callable[[list[str]], int]] = {"doctor": _subcommand, "pack": _subcommand, "bake": _bake}
 
 
-def guarded(run: Callable[[], int], debug: bool) -> int:
-    """Run a verb; its exit status, or the status of the error it raised (printed as one line)."""
+def guarded(run: Callable[[], int], debug: bool, argv: Sequence[str] = ()) -> int:
+    """Run a verb; its exit status, or the status of the error it raised (printed as one line). ``argv``
+    (the command line) is where secrets in a traceback may come from, besides the environment."""
     try:
         return run()
     except LaunchError as error:
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback(argv)
         sys.stdout.flush()
         sys.stderr.write(error.line() + "\n")
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except _stop_requested() as stop:  # a stop signal while a supervised launch was planning
+        from launcher.run.outcome import end_by_signal, not_started
+
+        say(not_started(stop.signal))
+        end_by_signal(stop.signal)
     except Exception as error:
         if debug:
-            import traceback
-
-            traceback.print_exc()
+            _print_traceback(argv)
         from launcher.errors import one_line
+        from launcher.render.mask import scrub, secrets_in
 
-        say(
-            f"error: internal error: {type(error).__name__}: {one_line(str(error))} "
-            "(hint: run again with --debug and report it)"
-        )
+        text = scrub(one_line(str(error)), secrets_in(os.environ, argv))
+        hint = "run again with --debug and report it"
+        say(f"error: internal error: {type(error).__name__}: {text} (hint: {hint})")
         return INTERNAL_ERROR
+
+
+def _stop_requested() -> type[StopRequested]:
+    """:class:`launcher.run.stops.StopRequested`, imported only when an exception gets this far (an
+    ``except`` clause evaluates its class when it is reached)."""
+    from launcher.run.stops import StopRequested
+
+    return StopRequested
+
+
+def _print_traceback(argv: Sequence[str]) -> None:
+    """The traceback of the error being handled, on stderr, with every secret masked: a traceback shows
+    messages and reprs of values (never local variables), so the values the rule masks in the environment
+    and the command line are searched for as well."""
+    import traceback
+
+    from launcher.render.mask import scrub, secrets_in
+
+    sys.stderr.write(scrub(traceback.format_exc(), secrets_in(os.environ, argv)))
 
 
 def wants_debug(args: Sequence[str]) -> bool:
@@ -92,7 +120,7 @@ def run(argv: Sequence[str]) -> int:
     """Run the verb ``argv`` selects, guarded; its exit status."""
     args = list(argv)
     verb = VERBS.get(args[0], _launch) if args else _launch
-    return guarded(lambda: verb(args), wants_debug(args))
+    return guarded(lambda: verb(args), wants_debug(args), args)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:

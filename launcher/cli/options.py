@@ -133,6 +133,13 @@ OPTIONS: tuple[Option, ...] = (
         "print which shared libraries the env's programs would miss, and the fix; run nothing",
         env=False,
     ),
+    Option(
+        ("--save",),
+        "ld_save",
+        "with --ld-report: keep the analysis in the env, so that the image's first launch need not scan "
+        "it (run while building the image, as the env's owner)",
+        env=False,
+    ),
     Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
@@ -294,7 +301,7 @@ def help_text(prog: str = "ma-launch") -> str:
     lines = [
         f"usage: {prog} [OPTIONS] [--] COMMAND [ARGS...]",
         f"       {prog} [OPTIONS] -c 'SHELL COMMAND LINE' [ARGS...]",
-        f"       {prog} --ld-report [-n ENV | -p PREFIX] [--json] [--] [COMMAND]",
+        f"       {prog} --ld-report [-n ENV | -p PREFIX] [--json] [--save] [--] [COMMAND]",
         f"       {prog} bake [-o FILE] [--force] [OPTIONS] [--] COMMAND [ARGS...]",
         f"       {prog} doctor|pack --help",
         "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.core.request import Request
-from launcher.errors import UsageError
+from launcher.errors import AccessError, NotFoundError, UsageError
 from launcher.modelarts.channels import channel_mode
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
 
@@ -74,7 +74,7 @@ def run_options(parsed: Parsed) -> RunOptions:
     init = parsed.text("init") or "auto"
     grace = seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE)
     stop_signal = "SIG" + (parsed.text("stop_signal") or STOP_SIGNALS[0])
-    summary = parsed.text("summary") or None  # empty (MA_LAUNCH_SUMMARY=): no summary file
+    summary = _summary_path(parsed.text("summary") or None)  # empty (MA_LAUNCH_SUMMARY=): no summary
     needs = "--summary" if summary else ("--stop-signal" if stop_signal != "SIGTERM" else None)
     if needs and init == "never":
         raise UsageError(
@@ -83,6 +83,22 @@ def run_options(parsed: Parsed) -> RunOptions:
     if needs and init == "auto":
         init = "always"
     return RunOptions(init, grace, stop_signal, summary)  # type: ignore[arg-type]
+
+
+def _summary_path(path: Optional[str]) -> Optional[str]:
+    """``--summary FILE`` made absolute (the program runs in another directory), in a directory that exists
+    and may be written: checked now rather than lost at the end of the job."""
+    if path is None:
+        return None
+    import os
+
+    absolute = os.path.abspath(path)
+    directory = os.path.dirname(absolute)
+    if not os.path.isdir(directory):
+        raise NotFoundError(f"--summary {path}: {directory} is not a directory", hint="give a file in one")
+    if not os.access(directory, os.W_OK):
+        raise AccessError(f"--summary {path}: {directory} may not be written", hint="give a file elsewhere")
+    return absolute
 
 
 def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from launcher.core.activation import ScriptRunner
     from launcher.core.request import Request
     from launcher.errors import LaunchError
+    from launcher.ld.store import LdStore
     from launcher.modelarts.distributed import DistEnv
     from launcher.modelarts.platform import Platform
 
@@ -33,11 +34,14 @@ class Draft:
     """A plan under construction. ``base`` is the environment the launcher started with and is never
     changed; ``env`` records every change made on top of it."""
 
-    def __init__(self, request: Request, environ: Mapping[str, str], cwd: str, runner: ScriptRunner) -> None:
+    def __init__(
+        self, request: Request, environ: Mapping[str, str], cwd: str, runner: ScriptRunner, ld_store: LdStore
+    ) -> None:
         self.request = request
         self.base = dict(environ)
         self.cwd = cwd
         self.runner = runner
+        self.ld_store = ld_store
         self.env = EnvBuilder(environ)
         self.decisions: list[str] = []
         self.warnings: list[str] = []
@@ -253,7 +257,12 @@ def libpath_step(draft: Draft) -> None:
     """LD_LIBRARY_PATH for the program (see :mod:`launcher.core.libpath`)."""
     env = draft.choice.env
     draft.ld = libpath.apply_ld(
-        draft.request.ld_mode, env.prefix if env else None, draft.program, draft.base, draft.env
+        draft.request.ld_mode,
+        env.prefix if env else None,
+        draft.program,
+        draft.base,
+        draft.env,
+        draft.ld_store,
     )
     draft.decisions.extend(draft.ld.reasons)
     draft.warnings.extend(draft.ld.warnings)
@@ -297,17 +306,26 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
 
 
 def build_plan(
-    request: Request, environ: Mapping[str, str], cwd: str, *, script_runner: ScriptRunner
+    request: Request,
+    environ: Mapping[str, str],
+    cwd: str,
+    *,
+    script_runner: ScriptRunner,
+    ld_store: Optional[LdStore] = None,
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
     ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_scripts_in_bash` in a
-    real launch). Raises LaunchError for what leaves nothing to show (an unknown env, bad options);
-    failures of the command itself, of the working directory and strict lint are recorded in
-    ``problems`` instead.
+    real launch); ``ld_store`` keeps the LD analysis between launches (the user's cache in a real launch,
+    :func:`launcher.run.ldstore.user_store`; none by default, so nothing is written).
+
+    Raises LaunchError for what leaves nothing to show (an unknown env, bad options); failures of the
+    command itself, of the working directory and strict lint are recorded in ``problems`` instead.
     """
+    from launcher.ld.store import NullStore
+
     check_request(request)
-    draft = Draft(request, environ, cwd, script_runner)
+    draft = Draft(request, environ, cwd, script_runner, ld_store if ld_store is not None else NullStore())
     for step in STEPS:
         step(draft)
     return draft.finish()

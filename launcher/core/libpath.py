@@ -18,42 +18,50 @@ if TYPE_CHECKING:
     from typing import Optional
 
     from launcher.core.plan import EnvBuilder, LdMode
+    from launcher.ld.store import LdStore
 
 ORIGINAL = "MA_LAUNCH_ORIG_LD_LIBRARY_PATH"
 
 
 def apply_ld(
-    mode: LdMode, prefix: Optional[str], program: Optional[str], base: Mapping[str, str], builder: EnvBuilder
+    mode: LdMode,
+    prefix: Optional[str],
+    program: Optional[str],
+    base: Mapping[str, str],
+    builder: EnvBuilder,
+    store: LdStore,
 ) -> LdDecision:
     """Change LD_LIBRARY_PATH in ``builder`` for ``mode`` and say why.
 
-    ``auto`` analyses the program and the env (:mod:`launcher.ld.analysis`; its cache is read and
-    written).
+    ``auto`` adds exactly the env directories that provide what the loader would not find, or that an
+    inherited LD_LIBRARY_PATH would shadow (:mod:`launcher.ld.analysis`; its work is kept in ``store``).
     """
     if mode == "off":
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (--ld-library-path off)",))
     if prefix is None:
         return LdDecision(mode, reasons=("LD_LIBRARY_PATH left as it is (no env)",))
     if mode == "auto":
-        return _auto(prefix, program, base, builder)
+        return _auto(prefix, program, base, builder, store)
     added = (os.path.join(prefix, "lib"),)
     reason = f"LD_LIBRARY_PATH: {added[0]} first (--ld-library-path prefix, the documented fix)"
     prepend(added, base, builder, "--ld-library-path prefix")
     return LdDecision(mode, added=added, reasons=(reason,))
 
 
-def _auto(prefix: str, program: Optional[str], base: Mapping[str, str], builder: EnvBuilder) -> LdDecision:
+def _auto(
+    prefix: str, program: Optional[str], base: Mapping[str, str], builder: EnvBuilder, store: LdStore
+) -> LdDecision:
     from launcher.ld.analysis import analyze
 
-    analysis = analyze(prefix, program, builder.env)
-    lines = analysis.explain_lines()
+    analysis = analyze(prefix, program, builder.env, store=store)
     prepend(analysis.directories, base, builder, "--ld-library-path auto")
     return LdDecision(
         "auto",
         added=tuple(analysis.directories),
-        reasons=tuple(line for line in lines if not line.startswith("warning: ")),
-        warnings=tuple(line[len("warning: ") :] for line in lines if line.startswith("warning: ")),
+        reasons=tuple(analysis.notes()),
+        warnings=tuple(analysis.warnings()),
         analysis=analysis.to_json(),
+        details=tuple(analysis.details()),
     )
 
 

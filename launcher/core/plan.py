@@ -44,7 +44,7 @@ class LdDecision(Record):
     """What was done to LD_LIBRARY_PATH and why: the directories added in front, the explanation lines,
     the warnings, and (``auto``) the analysis as JSON-able data."""
 
-    __slots__ = ("added", "analysis", "mode", "reasons", "warnings")
+    __slots__ = ("added", "analysis", "details", "mode", "reasons", "warnings")
 
     def __init__(
         self,
@@ -53,12 +53,14 @@ class LdDecision(Record):
         reasons: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         analysis: Optional[Mapping[str, object]] = None,
+        details: tuple[str, ...] = (),
     ) -> None:
         self.mode: LdMode = mode
         self.added = added
         self.reasons = reasons
         self.warnings = warnings
         self.analysis = analysis
+        self.details = details
 
 
 class EnvBuilder:

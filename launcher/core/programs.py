@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from launcher.ld.elf import read_shebang
+from launcher.ld.shebang import read_shebang
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -4,7 +4,6 @@ base image does not ship), ``gpu-driver`` (driver libraries baked in) and ``size
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import stat
 import sys
@@ -13,16 +12,11 @@ from dataclasses import dataclass, field
 
 from launcher.image.check import FAIL, PASS, WARN, Check, Details
 from launcher.image.context import Context
+from launcher.ld.sonames import is_driver_soname
 from launcher.modelarts import facts
 
 #: Trees that hold no image files (the kernel's and the container runtime's).
 SKIPPED_TREES = ("/proc", "/sys", "/dev")
-DRIVER_PATTERNS = ("libcuda.so*", "libnvidia-*")
-
-
-def is_driver_soname(name: str) -> bool:
-    """Whether a library file name belongs to the GPU driver (which the platform mounts)."""
-    return any(fnmatch.fnmatch(name, p) for p in DRIVER_PATTERNS)
 
 
 @dataclass

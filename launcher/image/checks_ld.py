@@ -10,9 +10,11 @@ import os
 
 from launcher.core.conda import Env
 from launcher.image.check import FAIL, PASS, WARN, Check, Details, JSONValue
-from launcher.image.checks_files import is_driver_soname
 from launcher.image.context import Context
-from launcher.ld.analysis import AddedDir, LdAnalysis, analyze, env_programs
+from launcher.ld.analysis import analyze
+from launcher.ld.result import AddedDir, LdAnalysis
+from launcher.ld.sonames import is_driver_soname
+from launcher.ld.store import NullStore
 from launcher.modelarts import facts
 
 SYSTEM_LIB_DIRS = (
@@ -60,16 +62,10 @@ def _ld_environ(ctx: Context) -> dict[str, str]:
 
 
 def run_analysis(ctx: Context, host_prefix: str) -> LdAnalysis:
-    """The launcher's loader analysis of the env at ``host_prefix``: the one call into the analysis.
-
-    Its cache goes to a temporary directory that is removed, so doctor leaves nothing behind. (When the
-    cache becomes an injected store, this call passes a store that keeps nothing.)"""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="ma-launch-doctor-") as cache:
-        return analyze(
-            host_prefix, None, _ld_environ(ctx), cache_dir=cache, extra_objects=env_programs(host_prefix)
-        )
+    """The launcher's loader analysis of the env at ``host_prefix`` and every executable in it: the one
+    call into the analysis. It keeps nothing (a store that stores nothing), so doctor leaves nothing
+    behind."""
+    return analyze(host_prefix, None, _ld_environ(ctx), store=NullStore(), reach=True)
 
 
 def _missing(ctx: Context, analysis: LdAnalysis) -> dict[str, list[str]]:

@@ -8,398 +8,258 @@ definitions (``DT_VERDEF``: the versions a library provides). Anything that is n
 file - truncated, corrupt, a linker script named ``libc.so``, unreadable - gives ``None``; this module
 never raises out of ``read_elf`` / ``parse_elf_bytes``.
 
-Only the pieces that are needed are read, with ``os.pread`` in 4 KiB blocks: the ELF header, the program
-headers, the dynamic segment and the few string-table pieces that the dynamic entries point at. Section
-headers are never read (a stripped library has none worth trusting); addresses are mapped to file offsets
-through the ``PT_LOAD`` segments, as the loader does.
+Only the pieces that are needed are read, with ``os.pread`` in 4 KiB blocks (:mod:`launcher.ld.elfsource`):
+the ELF header, the program headers, the dynamic segment and the few string-table pieces that the dynamic
+entries point at. Section headers are never read (a stripped library has none worth trusting); addresses
+are mapped to file offsets through the ``PT_LOAD`` segments, as the loader does.
 
-Why an own reader rather than pyelftools or ``ld.so --list``:
-
-* ``ld.so --list`` / ``ldd`` is the loader itself, so it is exact, but it runs one process per object
-  (milliseconds each; 2,000 objects would take seconds), it executes the object's loader, it only answers
-  "what is missing today" for the current environment and not "which directory of the env would provide
-  it", and it stops at the first failure of an object.
-* pyelftools is complete and well tested, but it is a third-party import on the launch path (tens of
-  milliseconds to import, more per file since it builds section objects) and would become a runtime
-  dependency of a boot command that must work in any image.
-* This reader is about 300 lines of stdlib code, reads a few kilobytes per object (tens of microseconds)
-  and is checked in the tests against objects compiled by gcc and against the real loader. The price is
-  that it must be kept defensive: every offset and count coming from the file is bounds-checked.
+Why an own reader rather than pyelftools or ``ld.so --list``: the loader itself is exact but costs a
+process per object, executes the object's loader and only answers "what is missing today"; pyelftools is a
+third-party import of tens of milliseconds on the launch path. This reader is stdlib code that reads a few
+kilobytes per object and is checked in the tests against gcc-built objects and the real loader; every
+offset and count coming from the file is bounds-checked.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 from stat import S_ISREG
-from typing import Any, Optional
 
-__all__ = [
-    "ELFCLASS32",
-    "ELFCLASS64",
-    "ET_DYN",
-    "ET_EXEC",
-    "ElfInfo",
-    "parse_elf_bytes",
-    "read_elf",
-]
+from launcher.ld.elfinfo import ElfInfo
+from launcher.ld.elfsource import BLOCK, Bad, BytesSource, FileSource, Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+__all__ = ["ELFCLASS32", "ELFCLASS64", "ET_DYN", "ET_EXEC", "ElfInfo", "parse_elf_bytes", "read_elf"]
 
 ELFCLASS32 = 1
 ELFCLASS64 = 2
 ET_EXEC = 2
 ET_DYN = 3
 
-_PT_LOAD = 1
-_PT_DYNAMIC = 2
-_PT_INTERP = 3
-
-_DT_NULL = 0
-_DT_NEEDED = 1
-_DT_STRTAB = 5
-_DT_STRSZ = 10
-_DT_SONAME = 14
-_DT_RPATH = 15
-_DT_RUNPATH = 29
+_PT_LOAD, _PT_DYNAMIC, _PT_INTERP = 1, 2, 3
+_DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_STRSZ = 0, 1, 5, 10
+_DT_SONAME, _DT_RPATH, _DT_RUNPATH = 14, 15, 29
 _DT_FLAGS_1 = 0x6FFFFFFB
-_DT_VERDEF = 0x6FFFFFFC
-_DT_VERDEFNUM = 0x6FFFFFFD
-_DT_VERNEED = 0x6FFFFFFE
-_DT_VERNEEDNUM = 0x6FFFFFFF
+_DT_VERDEF, _DT_VERDEFNUM, _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFC, 0x6FFFFFFD, 0x6FFFFFFE, 0x6FFFFFFF
+#: The dynamic tags of which the first occurrence is kept (everything but DT_NEEDED).
+_SINGLE_TAGS = frozenset(
+    {_DT_STRTAB, _DT_STRSZ, _DT_SONAME, _DT_RPATH, _DT_RUNPATH, _DT_FLAGS_1}
+    | {_DT_VERDEF, _DT_VERDEFNUM, _DT_VERNEED, _DT_VERNEEDNUM}
+)
+_VER_FLG_BASE, _VER_FLG_WEAK = 0x1, 0x2
 
-DF_1_NODEFLIB = 0x800
-_VER_FLG_BASE = 0x1
-_VER_FLG_WEAK = 0x2
-
-_BLOCK = 4096
 _MAX_PHNUM = 1024
 _MAX_DYN = 16384
 _MAX_STR = 65536
 _MAX_VER = 4096
+_MAX_INTERP = 4096
+_ERRORS = (Bad, struct.error, ValueError, OverflowError, UnicodeError, MemoryError)
 
 
-class _Bad(Exception):
-    """The file is not a well-formed ELF object (internal; never leaves this module)."""
+class _Header:
+    """The fields of the ELF header this reader uses."""
 
+    __slots__ = ("big", "elf_class", "elf_type", "endian", "machine", "phentsize", "phnum", "phoff")
 
-@dataclass(frozen=True)
-class ElfInfo:
-    """What the dynamic loader needs to know about one ELF object.
-
-    ``version_defs`` is ``None`` when the object has no ``DT_VERDEF`` at all (the loader then accepts any
-    version a needer asks for); the base entry (the object's own name) is left out. ``version_needs``
-    holds only the non-weak needs: a missing weak version does not stop the loader.
-    """
-
-    elf_class: int
-    big_endian: bool
-    machine: int
-    elf_type: int
-    interp: Optional[str] = None
-    soname: Optional[str] = None
-    needed: tuple[str, ...] = ()
-    rpath: Optional[str] = None
-    runpath: Optional[str] = None
-    flags_1: int = 0
-    version_needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    version_defs: Optional[tuple[str, ...]] = None
+    def __init__(self, src: Source) -> None:
+        ident = src.read(0, 16)
+        if ident[:4] != b"\x7fELF":
+            raise Bad("not ELF")
+        self.elf_class, data = ident[4], ident[5]
+        if self.elf_class not in (ELFCLASS32, ELFCLASS64) or data not in (1, 2):
+            raise Bad("bad ident")
+        self.big = data == 2
+        self.endian = ">" if self.big else "<"
+        if self.is64:
+            fields = struct.unpack(self.endian + "HHIQQQIHHH", src.read(16, 42))
+        else:
+            fields = struct.unpack(self.endian + "HHIIIIIHHH", src.read(16, 30))
+        self.elf_type, self.machine, _v, _e, self.phoff, _sh, _f, _eh, self.phentsize, self.phnum = fields
+        if self.phnum > _MAX_PHNUM or (self.phnum and self.phentsize < (56 if self.is64 else 32)):
+            raise Bad("bad program headers")
 
     @property
-    def arch_key(self) -> tuple[int, bool, int]:
-        """(class, byte order, machine): a provider must have the same key as its needer."""
-        return (self.elf_class, self.big_endian, self.machine)
-
-    def versions_needed_from(self, soname: str) -> tuple[str, ...]:
-        """The version names this object requires from the library ``soname``."""
-        for file, names in self.version_needs:
-            if file == soname:
-                return names
-        return ()
-
-    def defines_versions(self, names: tuple[str, ...]) -> bool:
-        """Would the loader accept this object for a needer requiring ``names``?"""
-        if not names or self.version_defs is None:
-            return True
-        return all(name in self.version_defs for name in names)
-
-    def to_list(self) -> list[Any]:
-        """A compact JSON-able form (for the analysis cache); :meth:`from_list` reverses it."""
-        return [
-            self.elf_class,
-            self.big_endian,
-            self.machine,
-            self.elf_type,
-            self.interp,
-            self.soname,
-            list(self.needed),
-            self.rpath,
-            self.runpath,
-            self.flags_1,
-            [[f, list(v)] for f, v in self.version_needs],
-            None if self.version_defs is None else list(self.version_defs),
-        ]
-
-    @classmethod
-    def from_list(cls, data: Any) -> ElfInfo:
-        """Rebuild from :meth:`to_list`; raises ``ValueError``/``TypeError`` on malformed data."""
-        if not isinstance(data, list) or len(data) != 12:
-            raise ValueError("bad ElfInfo record")
-        c, be, m, t, interp, soname, needed, rpath, runpath, f1, vneed, vdef = data
-        if not all(isinstance(x, int) for x in (c, m, t, f1)) or not isinstance(be, bool):
-            raise ValueError("bad ElfInfo record")
-
-        def _s(x: Any) -> Optional[str]:
-            if x is None or isinstance(x, str):
-                return x
-            raise ValueError("bad ElfInfo record")
-
-        def _strs(x: Any) -> tuple[str, ...]:
-            if not isinstance(x, list) or not all(isinstance(i, str) for i in x):
-                raise ValueError("bad ElfInfo record")
-            return tuple(x)
-
-        if not isinstance(vneed, list):
-            raise ValueError("bad ElfInfo record")
-        needs = tuple((str(_s(f)), _strs(v)) for f, v in vneed)
-        return cls(
-            c,
-            be,
-            m,
-            t,
-            _s(interp),
-            _s(soname),
-            _strs(needed),
-            _s(rpath),
-            _s(runpath),
-            f1,
-            needs,
-            None if vdef is None else _strs(vdef),
-        )
+    def is64(self) -> bool:
+        return self.elf_class == ELFCLASS64
 
 
-class _Source:
-    """Random access to the object's bytes; ``read`` returns exactly ``n`` bytes or raises ``_Bad``."""
+class _Segments:
+    """What the program headers say: the ``PT_LOAD`` mappings, ``PT_DYNAMIC`` and ``PT_INTERP``."""
 
-    size = 0
+    __slots__ = ("dynamic", "interp", "loads")
 
-    def read(self, off: int, n: int) -> bytes:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class _BytesSource(_Source):
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.size = len(data)
-
-    def read(self, off: int, n: int) -> bytes:
-        if off < 0 or n < 0 or off + n > len(self._data):
-            raise _Bad("out of range")
-        return self._data[off : off + n]
-
-
-class _FileSource(_Source):
-    """pread in aligned 4 KiB blocks, each read once."""
-
-    def __init__(self, fd: int, size: int) -> None:
-        self._fd = fd
-        self.size = size
-        self._blocks: dict[int, bytes] = {}
-
-    def _block(self, index: int) -> bytes:
-        blk = self._blocks.get(index)
-        if blk is None:
-            blk = os.pread(self._fd, _BLOCK, index * _BLOCK)
-            self._blocks[index] = blk
-        return blk
-
-    def read(self, off: int, n: int) -> bytes:
-        if off < 0 or n < 0 or off + n > self.size:
-            raise _Bad("out of range")
-        if n == 0:
-            return b""
-        first, last = off // _BLOCK, (off + n - 1) // _BLOCK
-        if first == last:
-            start = off - first * _BLOCK
-            out = self._block(first)[start : start + n]
-        elif n > 4 * _BLOCK:
-            out = os.pread(self._fd, n, off)
-        else:
-            joined = b"".join(self._block(i) for i in range(first, last + 1))
-            start = off - first * _BLOCK
-            out = joined[start : start + n]
-        if len(out) != n:
-            raise _Bad("short read")
-        return out
-
-
-def _parse(src: _Source) -> ElfInfo:
-    ident = src.read(0, 16)
-    if ident[:4] != b"\x7fELF":
-        raise _Bad("not ELF")
-    elf_class, data = ident[4], ident[5]
-    if elf_class not in (ELFCLASS32, ELFCLASS64) or data not in (1, 2):
-        raise _Bad("bad ident")
-    big = data == 2
-    e = ">" if big else "<"
-    is64 = elf_class == ELFCLASS64
-    if is64:
-        e_type, machine, _ver, _entry, phoff, _shoff, _fl, _ehs, phentsize, phnum = struct.unpack(
-            e + "HHIQQQIHHH", src.read(16, 42)
-        )
-        ph_fmt, ph_size = e + "IIQQQQQQ", 56
-    else:
-        e_type, machine, _ver, _entry, phoff, _shoff, _fl, _ehs, phentsize, phnum = struct.unpack(
-            e + "HHIIIIIHHH", src.read(16, 30)
-        )
-        ph_fmt, ph_size = e + "IIIIIIII", 32
-    if phnum > _MAX_PHNUM or (phnum and phentsize < ph_size):
-        raise _Bad("bad program headers")
-
-    loads: list[tuple[int, int, int]] = []  # (vaddr, filesz, offset)
-    dyn: Optional[tuple[int, int]] = None
-    interp_loc: Optional[tuple[int, int]] = None
-    if phnum:
-        table = src.read(phoff, phentsize * phnum)
-        for i in range(phnum):
-            raw = table[i * phentsize : i * phentsize + ph_size]
-            if is64:
-                p_type, _flags, p_offset, p_vaddr, _pa, p_filesz, _memsz, _al = struct.unpack(ph_fmt, raw)
+    def __init__(self, src: Source, hdr: _Header) -> None:
+        self.loads: list[tuple[int, int, int]] = []  # (vaddr, filesz, offset)
+        self.dynamic: Optional[tuple[int, int]] = None  # (offset, size)
+        self.interp: Optional[str] = None
+        if not hdr.phnum:
+            return
+        fmt = hdr.endian + ("IIQQQQQQ" if hdr.is64 else "IIIIIIII")
+        size = struct.calcsize(fmt)
+        table = src.read(hdr.phoff, hdr.phentsize * hdr.phnum)
+        interp_loc: Optional[tuple[int, int]] = None
+        for i in range(hdr.phnum):
+            raw = table[i * hdr.phentsize : i * hdr.phentsize + size]
+            if hdr.is64:
+                p_type, _flags, p_offset, p_vaddr, _pa, p_filesz, _memsz, _al = struct.unpack(fmt, raw)
             else:
-                p_type, p_offset, p_vaddr, _pa, p_filesz, _memsz, _flags, _al = struct.unpack(ph_fmt, raw)
+                p_type, p_offset, p_vaddr, _pa, p_filesz, _memsz, _flags, _al = struct.unpack(fmt, raw)
             if p_type == _PT_LOAD:
-                loads.append((p_vaddr, p_filesz, p_offset))
-            elif p_type == _PT_DYNAMIC and dyn is None:
-                dyn = (p_offset, p_filesz)
+                self.loads.append((p_vaddr, p_filesz, p_offset))
+            elif p_type == _PT_DYNAMIC and self.dynamic is None:
+                self.dynamic = (p_offset, p_filesz)
             elif p_type == _PT_INTERP and interp_loc is None:
                 interp_loc = (p_offset, p_filesz)
+        if interp_loc is not None:
+            offset, length = interp_loc
+            if length > _MAX_INTERP:
+                raise Bad("bad interp")
+            self.interp = src.read(offset, length).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
-    interp = None
-    if interp_loc is not None:
-        off, size = interp_loc
-        if size > 4096:
-            raise _Bad("bad interp")
-        interp = src.read(off, size).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    def file_offset(self, addr: int) -> int:
+        """The file offset of a virtual address, through the ``PT_LOAD`` segments."""
+        for vaddr, filesz, offset in self.loads:
+            if vaddr <= addr < vaddr + filesz:
+                return addr - vaddr + offset
+        raise Bad("address outside the loaded segments")
 
-    base = ElfInfo(elf_class, big, machine, e_type, interp)
-    if dyn is None:
-        return base
 
-    # Dynamic entries.
-    ent = 16 if is64 else 8
-    dfmt = e + ("qQ" if is64 else "iI")
-    d_off, d_size = dyn
-    count = min(d_size // ent, _MAX_DYN)
-    raw = src.read(d_off, count * ent)
-    needed_off: list[int] = []
+def _dynamic_entries(src: Source, hdr: _Header, dynamic: tuple[int, int]) -> tuple[list[int], dict[int, int]]:
+    """(string offsets of the ``DT_NEEDED`` entries, the first value of each other tag of interest)."""
+    ent = 16 if hdr.is64 else 8
+    fmt = hdr.endian + ("qQ" if hdr.is64 else "iI")
+    offset, size = dynamic
+    count = min(size // ent, _MAX_DYN)
+    raw = src.read(offset, count * ent)
+    needed: list[int] = []
     single: dict[int, int] = {}
     for i in range(count):
-        tag, val = struct.unpack_from(dfmt, raw, i * ent)
+        tag, val = struct.unpack_from(fmt, raw, i * ent)
         if tag == _DT_NULL:
             break
         if tag == _DT_NEEDED:
-            needed_off.append(val)
-        elif tag in (
-            _DT_STRTAB,
-            _DT_STRSZ,
-            _DT_SONAME,
-            _DT_RPATH,
-            _DT_RUNPATH,
-            _DT_FLAGS_1,
-            _DT_VERDEF,
-            _DT_VERDEFNUM,
-            _DT_VERNEED,
-            _DT_VERNEEDNUM,
-        ):
+            needed.append(val)
+        elif tag in _SINGLE_TAGS:
             single.setdefault(tag, val)
+    return needed, single
 
-    def to_off(addr: int) -> int:
-        for vaddr, filesz, offset in loads:
-            if vaddr <= addr < vaddr + filesz:
-                return addr - vaddr + offset
-        raise _Bad("address outside the loaded segments")
 
-    if _DT_STRTAB not in single:
-        if needed_off or _DT_SONAME in single:
-            raise _Bad("no string table")
-        return base
-    str_off = to_off(single[_DT_STRTAB])
-    str_size = single.get(_DT_STRSZ, _MAX_STR)
+class _Strings:
+    """The dynamic string table, read piece by piece."""
 
-    def string(index: int) -> str:
-        if index < 0 or index >= str_size:
-            raise _Bad("string index out of range")
+    __slots__ = ("_offset", "_size", "_src")
+
+    def __init__(self, src: Source, offset: int, size: int) -> None:
+        self._src, self._offset, self._size = src, offset, size
+
+    def get(self, index: int) -> str:
+        """The NUL-terminated string at ``index``."""
+        if index < 0 or index >= self._size:
+            raise Bad("string index out of range")
         out = b""
-        pos = str_off + index
+        pos = self._offset + index
         while len(out) < _MAX_STR:
-            chunk_len = min(_BLOCK - (pos % _BLOCK), src.size - pos)
+            chunk_len = min(BLOCK - (pos % BLOCK), self._src.size - pos)
             if chunk_len <= 0:
-                raise _Bad("string runs past the end of the file")
-            chunk = src.read(pos, chunk_len)
+                raise Bad("string runs past the end of the file")
+            chunk = self._src.read(pos, chunk_len)
             nul = chunk.find(b"\0")
             if nul >= 0:
                 return (out + chunk[:nul]).decode("utf-8", "surrogateescape")
             out += chunk
             pos += chunk_len
-        raise _Bad("unterminated string")
+        raise Bad("unterminated string")
+
+
+def _version_needs(
+    src: Source, endian: str, strings: _Strings, pos: int, count: int
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``DT_VERNEED``: for each needed file, the non-weak version names required from it."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for _ in range(min(count, _MAX_VER)):
+        _version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(endian + "HHIII", src.read(pos, 16))
+        names: list[str] = []
+        apos = pos + vn_aux
+        for _j in range(min(vn_cnt, _MAX_VER)):
+            _hash, flags, _other, name, nxt = struct.unpack(endian + "IHHII", src.read(apos, 16))
+            if not flags & _VER_FLG_WEAK:
+                names.append(strings.get(name))
+            if nxt == 0:
+                break
+            apos += nxt
+        out.append((strings.get(vn_file), tuple(names)))
+        if vn_next == 0:
+            break
+        pos += vn_next
+    return tuple(out)
+
+
+def _version_defs(src: Source, endian: str, strings: _Strings, pos: int, count: int) -> tuple[str, ...]:
+    """``DT_VERDEF``: the version names the object defines, without its base entry."""
+    out: list[str] = []
+    for _ in range(min(count, _MAX_VER)):
+        _version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = struct.unpack(
+            endian + "HHHHIII", src.read(pos, 20)
+        )
+        if vd_cnt and not vd_flags & _VER_FLG_BASE:
+            (name,) = struct.unpack(endian + "I", src.read(pos + vd_aux, 4))
+            out.append(strings.get(name))
+        if vd_next == 0:
+            break
+        pos += vd_next
+    return tuple(out)
+
+
+def _parse(src: Source) -> ElfInfo:
+    """The whole object: header, program headers, then the dynamic entries and their strings."""
+    hdr = _Header(src)
+    segments = _Segments(src, hdr)
+    info = ElfInfo(hdr.elf_class, hdr.big, hdr.machine, hdr.elf_type, segments.interp)
+    if segments.dynamic is None:
+        return info
+    needed, single = _dynamic_entries(src, hdr, segments.dynamic)
+    if _DT_STRTAB not in single:
+        if needed or _DT_SONAME in single:
+            raise Bad("no string table")
+        return info
+    strings = _Strings(src, segments.file_offset(single[_DT_STRTAB]), single.get(_DT_STRSZ, _MAX_STR))
 
     def opt(tag: int) -> Optional[str]:
-        return string(single[tag]) if tag in single else None
+        return strings.get(single[tag]) if tag in single else None
 
-    version_needs: list[tuple[str, tuple[str, ...]]] = []
+    needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     if _DT_VERNEED in single:
-        pos = to_off(single[_DT_VERNEED])
-        for _ in range(min(single.get(_DT_VERNEEDNUM, _MAX_VER), _MAX_VER)):
-            _vn_version, vn_cnt, vn_file, vn_aux, vn_next = struct.unpack(e + "HHIII", src.read(pos, 16))
-            names: list[str] = []
-            apos = pos + vn_aux
-            for _j in range(min(vn_cnt, _MAX_VER)):
-                _hash, flags, _other, name, nxt = struct.unpack(e + "IHHII", src.read(apos, 16))
-                if not flags & _VER_FLG_WEAK:
-                    names.append(string(name))
-                if nxt == 0:
-                    break
-                apos += nxt
-            version_needs.append((string(vn_file), tuple(names)))
-            if vn_next == 0:
-                break
-            pos += vn_next
-
-    version_defs: Optional[list[str]] = None
+        pos = segments.file_offset(single[_DT_VERNEED])
+        needs = _version_needs(src, hdr.endian, strings, pos, single.get(_DT_VERNEEDNUM, _MAX_VER))
+    defs: Optional[tuple[str, ...]] = None
     if _DT_VERDEF in single:
-        version_defs = []
-        pos = to_off(single[_DT_VERDEF])
-        for _ in range(min(single.get(_DT_VERDEFNUM, _MAX_VER), _MAX_VER)):
-            _vd_version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = struct.unpack(
-                e + "HHHHIII", src.read(pos, 20)
-            )
-            if vd_cnt and not vd_flags & _VER_FLG_BASE:
-                (name,) = struct.unpack(e + "I", src.read(pos + vd_aux, 4))
-                version_defs.append(string(name))
-            if vd_next == 0:
-                break
-            pos += vd_next
-
+        pos = segments.file_offset(single[_DT_VERDEF])
+        defs = _version_defs(src, hdr.endian, strings, pos, single.get(_DT_VERDEFNUM, _MAX_VER))
     return ElfInfo(
-        elf_class,
-        big,
-        machine,
-        e_type,
-        interp,
+        hdr.elf_class,
+        hdr.big,
+        hdr.machine,
+        hdr.elf_type,
+        segments.interp,
         opt(_DT_SONAME),
-        tuple(string(o) for o in needed_off),
+        tuple(strings.get(o) for o in needed),
         opt(_DT_RPATH),
         opt(_DT_RUNPATH),
         single.get(_DT_FLAGS_1, 0),
-        tuple(version_needs),
-        None if version_defs is None else tuple(version_defs),
+        needs,
+        defs,
     )
 
 
 def parse_elf_bytes(data: bytes) -> Optional[ElfInfo]:
     """Parse an object held in memory; ``None`` when it is not a well-formed ELF object."""
     try:
-        return _parse(_BytesSource(data))
-    except (_Bad, struct.error, ValueError, OverflowError, UnicodeError, MemoryError):
+        return _parse(BytesSource(data))
+    except _ERRORS:
         return None
 
 
@@ -414,21 +274,8 @@ def read_elf(path: str) -> Optional[ElfInfo]:
         st = os.fstat(fd)
         if not S_ISREG(st.st_mode):
             return None
-        return _parse(_FileSource(fd, st.st_size))
-    except (_Bad, OSError, struct.error, ValueError, OverflowError, UnicodeError, MemoryError):
+        return _parse(FileSource(fd, st.st_size))
+    except (OSError, *_ERRORS):
         return None
     finally:
         os.close(fd)
-
-
-def read_shebang(path: str) -> Optional[list[str]]:
-    """The words of a script's ``#!`` line (interpreter first), or ``None`` when ``path`` has none."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(256)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
-        return None
-    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape").split()
-    return words or None

@@ -4,13 +4,19 @@ The script is the ``--dry-run`` line for sh with the arguments the platform appe
 ``"$@"``. Everything was decided when the script was written (the env, its activation, LD_LIBRARY_PATH);
 at boot only ``sh``, ``cd`` and ``env`` run. ``PATH`` and ``LD_LIBRARY_PATH`` are written as additions to
 the values the container has at boot, so the platform's own entries (``/usr/local/nvidia/lib64``) stay.
+
+Text that comes from outside (the command line that made the script, the env's path) is written only
+through :func:`comment`, which cannot produce a line that is not a comment, and by the masking rule: the
+script's command itself is the one place values appear as they are.
 """
 
 from __future__ import annotations
 
 import os
 
+from launcher.errors import one_line
 from launcher.render.line import dry_run_line
+from launcher.render.mask import mask_argv, mask_text
 from launcher.render.shells import POSIX, quote_posix
 
 TYPE_CHECKING = False
@@ -31,16 +37,25 @@ def bake_script(plan: LaunchPlan, *, version: str, command_line: Sequence[str]) 
     line = dry_run_line(plan, POSIX, argv=argv, restate_unexportable=False) + ' "$@"'
     env = plan.choice.env
     which_env = f"{env.name} ({env.prefix})" if env else "none (the command runs as it is)"
-    made_by = " ".join(quote_posix(word) for word in ["ma-launch", *command_line])
+    made_by = " ".join(quote_posix(word) for word in mask_argv(["ma-launch", *command_line]))
     return "\n".join(
         [
             "#!/bin/sh",
-            f"# Boot script written by ma-launch {version}; no Python runs at boot.",
-            f"# env: {which_env}",
-            f"# made with: {made_by}",
-            "# Arguments given to this script (such as the channel arguments ModelArts appends) reach the",
-            "# program. Use it as the boot command: sh /path/to/this/script",
+            comment(f"Boot script written by ma-launch {version}; no Python runs at boot."),
+            comment(one_line(f"env: {mask_text(which_env)}")),  # a line break in them is shown as \n
+            comment(one_line(f"made with: {made_by}")),
+            comment(
+                "Arguments given to this script (such as the channel arguments ModelArts appends) reach the\n"
+                "program. Use it as the boot command: sh /path/to/this/script"
+            ),
             line,
             "",
         ]
     )
+
+
+def comment(text: str) -> str:
+    """``text`` as shell comment lines: each of its lines (split at ``\\n``) becomes ``# `` and the line
+    with every other line break and control character escaped (``\\r``, ``\\x0b``, ``\\u2028``), so no
+    shell can read anything but comments, whatever the text."""
+    return "\n".join("# " + one_line(part) for part in text.split("\n"))

@@ -1,4 +1,4 @@
-"""Carrying out a plan: change directory and replace this process with the program.
+"""Carrying out a plan: change directory and replace this process with the program (or the supervisor).
 
 The only module that calls ``chdir`` and ``exec``. Nothing here captures, pipes or re-encodes output:
 file descriptors 0, 1 and 2 pass to the program untouched.
@@ -15,16 +15,18 @@ from launcher.errors import exec_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import NoReturn
+    from collections.abc import Iterable
+    from typing import NoReturn, Optional
 
     from launcher.core.plan import LaunchPlan
 
 
-def prepare_process() -> None:
+def prepare_process(blocked: Iterable[int] = ()) -> None:
     """Undo what CPython did to this process that the program must not inherit.
 
     Side effects: flushes our stdout/stderr (or what we wrote is lost at exec), resets SIGPIPE and SIGXFSZ
-    to their defaults (CPython ignores them, and exec keeps "ignored"), and clears the signal mask.
+    to their defaults (CPython ignores them, and exec keeps "ignored"), and sets the signal mask to
+    ``blocked`` (empty for the program; the stop signals for the supervisor).
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
@@ -33,7 +35,7 @@ def prepare_process() -> None:
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.pthread_sigmask(signal.SIG_SETMASK, list(blocked))
 
 
 def exec_plan(plan: LaunchPlan) -> NoReturn:
@@ -55,30 +57,70 @@ _SUPERVISOR_BOOT = (
 )
 
 
-def run_plan(plan: LaunchPlan, *, init: str, grace: float, quiet: bool) -> NoReturn:
-    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1).
+def run_plan(
+    plan: LaunchPlan,
+    *,
+    init: str,
+    grace: float,
+    quiet: bool,
+    stop_signal: str = "SIGTERM",
+    summary: Optional[str] = None,
+) -> NoReturn:
+    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1), with
+    SIGTERM forwarded as ``stop_signal`` and the JSON summary written to ``summary``.
 
     The supervisor stays resident for the whole job, so it does not run in this process, which holds
     everything the planning imported: this process execs (same PID) a fresh interpreter in isolated mode
-    without site-packages that imports only :mod:`launcher.run.supervise`, with the plan's environment.
+    without site-packages that imports only the supervisor. That interpreter keeps the launcher's own
+    environment (the program's, with the env's libraries on ``LD_LIBRARY_PATH``, could keep it from
+    starting); the program's environment is handed over on a file descriptor
+    (:mod:`launcher.run.handoff`), and a stop requested while planning as a pending signal
+    (:mod:`launcher.run.stops`).
     """
-    from launcher.run import supervise
+    from launcher.run import stops, supervise
+    from launcher.run.pid1 import should_supervise
 
-    if not supervise.should_supervise(init):
+    if not should_supervise(init):
         exec_plan(plan)
     if plan.problems:
         raise plan.problems[0]
     os.chdir(plan.workdir)
-    args = ["--grace", repr(grace), *(["--quiet"] if quiet else []), "--", *plan.argv]
+    blocked = stops.hand_over()
+    options = ["--grace", repr(grace), *(["--quiet"] if quiet else [])]
+    if stop_signal != "SIGTERM":
+        options += ["--stop-signal", stop_signal]
+    if summary is not None:
+        options += ["--summary", summary]
+    _exec_supervisor(plan, options, blocked=blocked)
+    supervise.run_supervised(
+        plan.argv,
+        plan.environ,
+        grace=grace,
+        quiet=quiet,
+        stop_signal=signal.Signals[stop_signal],
+        summary=summary,
+    )
+
+
+def _exec_supervisor(plan: LaunchPlan, options: list[str], *, blocked: Iterable[int]) -> None:
+    """Replace this process with the lean supervisor interpreter given ``options``; returns when that
+    cannot be done."""
+    from launcher.run.handoff import environment_fd
+
+    if not sys.executable or not os.access(sys.executable, os.X_OK):
+        return
+    fd = environment_fd(plan.environ)
+    if fd is None:
+        return
     import launcher
 
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(launcher.__file__)))
-    if sys.executable and os.access(sys.executable, os.X_OK):
-        prepare_process()
-        with contextlib.suppress(OSError):  # no exec possible: supervise from here instead
-            os.execve(
-                sys.executable,
-                [sys.executable, "-I", "-S", "-c", _SUPERVISOR_BOOT, package_parent, *args],
-                dict(plan.environ),
-            )
-    supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet)
+    args = [*options, "--environment-fd", str(fd), "--"]
+    prepare_process(blocked)
+    with contextlib.suppress(OSError):  # no exec possible: supervise from here instead
+        os.execve(
+            sys.executable,
+            [sys.executable, "-I", "-S", "-c", _SUPERVISOR_BOOT, package_parent, *args, *plan.argv],
+            dict(os.environ),
+        )
+    os.close(fd)

@@ -62,13 +62,15 @@ def answer(program: str, environ: Mapping[str, str]) -> dict[str, object]:
 
 
 def _analysis(prefix: Optional[str], program: str, environ: Mapping[str, str]) -> Any:
-    """The LD analysis (:func:`launcher.ld.analysis.analyze`) as its JSON-shaped data; with no env, the
-    program alone, and nothing cached."""
+    """The LD analysis (:func:`launcher.ld.analysis.analyze`) as its JSON-shaped data, with the launch's
+    store; with no env, the program alone, and nothing kept."""
     from launcher.ld.analysis import analyze
+    from launcher.ld.store import NullStore
+    from launcher.run.ldstore import user_store
 
     if prefix is None:
-        return analyze(_NO_ENV, program, environ, cache_dir="").to_json()
-    return analyze(prefix, program, environ).to_json()
+        return analyze(_NO_ENV, program, environ, store=NullStore()).to_json()
+    return analyze(prefix, program, environ, store=user_store(environ)).to_json()
 
 
 def _lines(
@@ -90,14 +92,9 @@ def _lines(
         )
     if not_provided:
         first = not_provided[0]
-        if prefix:
-            report = f"ma-launch --ld-report -p {prefix} lists everything missing"
-            where = f"the env does not provide it (fix: install it in the env; {report})"
-        else:
-            where = "no conda env is active (fix: install it, or put its directory on LD_LIBRARY_PATH)"
         lines.append(
             f"{_HEAD}: the loader could not find {first['soname']} (needed by {first['needed_by']})"
-            f"{_more(len(not_provided))}, and {where}"
+            f"{_more(len(not_provided))}; {_why_missing(first['soname'], prefix)}"
         )
     if not lines:
         lines.append(
@@ -105,6 +102,20 @@ def _lines(
             "found (a shell's exit code 127)"
         )
     return lines
+
+
+def _why_missing(soname: str, prefix: Optional[str]) -> str:
+    """Why nothing provides ``soname``, and the fix."""
+    from launcher.ld.sonames import hint_for, is_driver_soname
+
+    if is_driver_soname(soname):
+        return "it comes with the accelerator driver the platform mounts at run time (fix: a GPU/NPU flavor)"
+    if hint_for(soname):
+        return hint_for(soname)
+    if prefix:
+        report = f"ma-launch --ld-report -p {prefix} lists everything missing"
+        return f"the env does not provide it (fix: install it in the env; {report})"
+    return "no conda env is active (fix: install it, or put its directory on LD_LIBRARY_PATH)"
 
 
 def _more(count: int) -> str:

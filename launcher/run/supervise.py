@@ -10,14 +10,28 @@ ends in SIGKILL after a timeout. The supervisor instead:
   for them synchronously (blocked signals + ``sigtimedwait``: no Python handlers, no races);
 * on the first stop signal (TERM, INT, QUIT or HUP) starts a grace period, after which the program's group
   and every remaining descendant get SIGKILL;
+* sends SIGCONT after a forwarded stop signal when a process of the program's group is stopped
+  (SIGSTOP, Ctrl-Z): a stopped process runs no handler, so it could not clean up before the SIGKILL;
 * reaps every child it gets;
-* when the program ends, stops what is left of the tree (SIGTERM, grace, SIGKILL), prints one summary line
-  and ends the way the program ended: same exit code, or the same fatal signal (128+N as PID 1).
+* forwards SIGTERM as ``--stop-signal`` (SIGUSR1 or SIGINT for code that checkpoints on them), and says once
+  when the stop request came;
+* when the program ends, names the processes left that still hold accelerator devices, stops what is left
+  of the tree (SIGTERM, grace, SIGKILL), prints one summary line that says why the job ended (written as
+  JSON too with ``--summary``) and ends the way the program ended: same exit code, or the same fatal
+  signal (128+N as PID 1).
 
-The summary gives the CPU time of the whole tree (every reaped descendant) but the peak RSS of the largest
-single process (``ru_maxrss`` of children is a maximum, not a sum), and says so.
+A stop signal that is already pending when the supervisor starts (the launcher keeps one that arrived while
+it was planning, see :mod:`launcher.run.stops`) means the program is not started at all: the supervisor
+ends at once as if killed by that signal (143 for SIGTERM as PID 1).
 
-Only the standard library is used while the job runs; the process tree is read from ``/proc``.
+Whether to supervise at all is decided on the launcher's side (:mod:`launcher.run.pid1`). Only the
+standard library is used while the job runs: this module, :mod:`launcher.run.proctree` (the process tree
+from ``/proc``), :mod:`launcher.run.outcome` (the summary and the ending) and :mod:`launcher.run.handoff`
+(the program's environment, handed over on a file descriptor), :mod:`launcher.run.watch` (what is observed to
+say why the job ended: the memory cgroup, the stop request, devices still held, the loader),
+:mod:`launcher.run.verdict` (the reason and the notes) and :mod:`launcher.run.report` (the JSON summary).
+This module is over 300 lines because the supervisor is one state machine whose steps share its state;
+what does not share it lives in those.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ import sys
 import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
+from launcher.run import outcome, proctree, report, verdict
+from launcher.run.watch import Watch
 
 # The supervisor runs in a lean interpreter for the whole job: typing and contextlib (and what they pull
 # in) are not imported at run time; annotations are strings.
@@ -56,7 +72,6 @@ class _suppress:
 
 
 DEFAULT_GRACE = 25.0
-MODES = ("auto", "always", "never")
 
 FORWARDED: tuple[signal.Signals, ...] = (
     signal.SIGHUP,
@@ -75,81 +90,44 @@ STOPPING = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTE
 _TTY_SIGNALS = (signal.SIGTTIN, signal.SIGTTOU)
 # How long to wait for SIGKILLed processes to be reaped before giving up on them (D state, NFS...).
 _KILL_WAIT = 5.0
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def should_supervise(mode: str) -> bool:
-    """Whether to run the program under the supervisor: ``auto`` means "when this process is PID 1"."""
-    if mode == "auto":
-        return os.getpid() == 1
-    if mode == "always":
-        return True
-    if mode == "never":
-        return False
-    raise UsageError(f"unknown supervise mode {mode!r}", hint="use one of: " + ", ".join(MODES))
-
-
-def pid1_warnings(mode: str) -> list[str]:
-    """Warnings about how this process sits in the container, without the ``ma-launch: warning:`` prefix."""
-    warnings: list[str] = []
-    pid = os.getpid()
-    if pid == 1 and mode == "never":
-        warnings.append(
-            "running as PID 1 without the supervisor: SIGTERM will be ignored unless the program handles it, "
-            "and orphaned processes are never reaped (hint: use --init auto)"
-        )
-    if pid != 1 and os.getppid() == 1 and _pid1_is_dash():
-        warnings.append(
-            "the parent is PID 1 /bin/sh (dash): it swallows SIGTERM and waits instead of exec'ing, so a "
-            "stop ends in SIGKILL after the platform's timeout (hint: write `exec ma-launch …` in the boot "
-            "command)"
-        )
-    return warnings
-
-
-def _pid1_is_dash() -> bool:
-    """Whether PID 1 runs dash; /proc/1/exe when we may read it, else argv[0] of PID 1 resolved on disk."""
-    try:
-        exe = os.readlink("/proc/1/exe")
-    except OSError:
-        exe = ""
-    if exe:
-        if exe.endswith(" (deleted)"):
-            exe = exe[: -len(" (deleted)")]
-        return os.path.basename(exe) == "dash"
-    try:
-        with open("/proc/1/cmdline", "rb") as handle:
-            argv0 = handle.read().split(b"\0", 1)[0].decode(errors="replace")
-    except OSError:
-        return False
-    name = os.path.basename(argv0.lstrip("-"))
-    if name == "dash":
-        return True
-    if name != "sh":
-        return False
-    path = argv0.lstrip("-") if "/" in argv0 else "/bin/sh"
-    return os.path.basename(os.path.realpath(path)) == "dash"
 
 
 def run_supervised(
-    argv: Sequence[str], env: Mapping[str, str], *, grace: float = DEFAULT_GRACE, quiet: bool = False
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    grace: float = DEFAULT_GRACE,
+    quiet: bool = False,
+    stop_signal: int = signal.SIGTERM,
+    summary: Optional[str] = None,
 ) -> NoReturn:
-    """Run ``argv`` (looked up on ``env["PATH"]``) as a supervised child and end the way it ended.
+    """Run ``argv`` (looked up on ``env["PATH"]``) as a supervised child and end the way it ended;
+    SIGTERM reaches it as ``stop_signal``; ``summary`` names a file for the JSON summary.
 
     The working directory must already be set. Raises :class:`CommandNotFound` (127) or
     :class:`CommandNotExecutable` (126) when the program cannot be started; otherwise never returns.
     """
     if not argv:
         raise UsageError("no command to run")
-    _Supervisor(argv, env, grace, quiet).run()
+    _Supervisor(argv, env, grace, quiet, stop_signal, summary).run()
 
 
 class _Supervisor:
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], grace: float, quiet: bool) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        grace: float,
+        quiet: bool,
+        stop_signal: int,
+        summary: Optional[str],
+    ) -> None:
         self.argv = list(argv)
         self.env = env
         self.grace = max(0.0, grace)
         self.quiet = quiet
+        self.summary = summary
+        self.watch = Watch(self.grace, stop_signal, os.environ)
         self.me = os.getpid()
         self.pid = 0
         self.status: Optional[int] = None
@@ -169,12 +147,14 @@ class _Supervisor:
 
     def run(self) -> NoReturn:
         self.started = time.monotonic()
-        self.cpu_before = _children_usage()[0]
+        self.cpu_before = outcome.children_usage()[0]
         # An inherited "ignore SIGCHLD" makes the kernel reap for us and hides every exit status.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [*self.waited, *_TTY_SIGNALS])
+        self._stop_if_requested()
         if self.me != 1:
-            _become_subreaper()
+            proctree.become_subreaper()
+        self.watch.begin(self.started)
         try:
             self._start()
         except BaseException:
@@ -183,6 +163,17 @@ class _Supervisor:
         self._supervise()
         self._drain()
         self._finish()
+
+    def _stop_if_requested(self) -> None:
+        """A stop asked for before the program started: do not start it; end as killed by that signal. Said
+        even under ``--quiet``: the job ends without its program ever running."""
+        pending = signal.sigpending()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
+            if sig in pending and sig in self.forwarded:
+                signal.sigtimedwait({sig}, 0)
+                sys.stderr.write(PREFIX + outcome.not_started(sig) + "\n")
+                report.write_not_started(self.summary, outcome.not_started(sig), 128 + sig)
+                outcome.end_by_signal(sig)
 
     def _start(self) -> None:
         try:
@@ -260,15 +251,24 @@ class _Supervisor:
                 and time.monotonic() >= self.stop_deadline
             ):
                 self.sent_kill = True
-                self._signal_tree(signal.SIGKILL, _descendants(self.me))
+                self._signal_tree(signal.SIGKILL, proctree.descendants(self.me))
 
     def _forward(self, sig: signal.Signals) -> None:
         if sig == signal.SIGINT and self._child_has_tty():
             return  # the terminal already sent it to the program's group
         with _suppress(OSError):
-            os.killpg(self.pid, sig)
-        if sig in STOPPING and self.stop_deadline is None:
-            self.stop_deadline = time.monotonic() + self.grace
+            os.killpg(self.pid, self.watch.signal_for(sig))
+        if sig not in STOPPING:
+            return
+        if proctree.stopped_in_group(self.pid, proctree.descendants(self.me)):
+            with _suppress(OSError):
+                os.killpg(self.pid, signal.SIGCONT)  # a stopped process runs its handler only once continued
+        if self.stop_deadline is None:
+            now = time.monotonic()
+            self.stop_deadline = now + self.grace
+            line = self.watch.stop_requested(sig, now)
+            if line and not self.quiet:
+                sys.stderr.write(PREFIX + line + "\n")
 
     def _child_has_tty(self) -> bool:
         if self.tty < 0:
@@ -288,6 +288,7 @@ class _Supervisor:
                 return
             if pid == self.pid:
                 self.status = status
+                self.watch.program_ended(time.monotonic())
 
     def _signal_tree(self, sig: int, pids: Iterable[int]) -> None:
         for target in (-self.pid, *pids):
@@ -303,6 +304,7 @@ class _Supervisor:
         left, group = self._left()
         if not left and not group:
             return
+        self.watch.leftovers(left)
         self.leftovers = len(left) or 1
         if self.sent_kill:
             deadline = now
@@ -332,7 +334,7 @@ class _Supervisor:
             group = False
         else:
             group = True
-        return _descendants(self.me), group
+        return proctree.descendants(self.me), group
 
     def _take_tty_back(self) -> None:
         if self.tty >= 0:
@@ -340,221 +342,65 @@ class _Supervisor:
                 os.tcsetpgrp(self.tty, os.getpgrp())
 
     def _finish(self) -> NoReturn:
+        """Say why the program ended (the summary line, the JSON summary) and end the same way."""
         status = self.status if self.status is not None else 0
-        if not self.quiet:
-            sys.stderr.write(PREFIX + self._summary(status) + "\n")
-        for stream in (sys.stdout, sys.stderr):
-            with _suppress(OSError, ValueError, AttributeError):
-                stream.flush()
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if self.me != 1:
-                _die_of(sig)
-            os._exit(128 + sig)
-        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
-
-    def _summary(self, status: int) -> str:
-        wall = time.monotonic() - self.started
-        cpu, peak = _children_usage()
+        seen = self.watch.observed(
+            status,
+            sent_kill=self.sent_kill,
+            leftovers=self.leftovers,
+            leftovers_killed=self.leftovers_killed,
+            program=self.argv[0],
+            environ=self.env,
+            explain=not self.quiet or self.summary is not None,
+        )
+        cpu, peak = outcome.children_usage()
         cpu -= self.cpu_before  # children waited for before we started (e.g. by a wrapper before exec)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            how = f"killed by {_signal_name(sig)} (status {128 + sig})"
-        else:
-            how = f"exit code {os.WEXITSTATUS(status)}"
-        parts = [
-            f"program ended: {how}",
-            f"wall {_duration(wall)}",
-            f"CPU {_duration(cpu)} (process tree)",
-            f"peak RSS {_size(peak)} (largest process)",
-        ]
-        notes = []
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
-            if self.sent_kill:
-                notes.append(f"ma-launch sent SIGKILL after the {self.grace:g} s grace period")
-            else:
-                notes.append("killed by SIGKILL not sent by ma-launch — likely out of memory")
-        if self.leftovers:
-            count = f"{self.leftovers} leftover process" + ("es" if self.leftovers > 1 else "")
-            if self.sent_kill:
-                notes.append(f"{count} killed with SIGKILL")
-            elif self.leftovers_killed:
-                notes.append(f"{count} sent SIGTERM, then SIGKILL after the grace period")
-            else:
-                notes.append(f"{count} stopped with SIGTERM")
-        return ", ".join(parts) + "".join("; " + note for note in notes)
-
-
-def _children_usage() -> tuple[float, int]:
-    """CPU seconds (user + system) of all reaped descendants, and the largest peak RSS among them (bytes).
-
-    The kernel keeps a process's peak RSS across exec, so the peak is at least that of this process at
-    fork time (about 10 MiB), the same as when ma-launch execs the program in place.
-    """
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-
-
-def _die_of(sig: int) -> None:
-    """End this process by ``sig`` so our parent sees the program's death; returns if that did not work."""
-    try:
-        import resource
-
-        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))  # the core belongs to the program, not to us
-    except (ImportError, OSError, ValueError):
-        pass
-    if sig not in (signal.SIGKILL, signal.SIGSTOP):
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            return
-    try:
-        os.kill(os.getpid(), sig)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
-    except (OSError, ValueError):
-        return
-
-
-def _become_subreaper() -> None:
-    """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to us (Linux >= 3.4)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (ImportError, OSError, AttributeError):
-        pass
-
-
-def _descendants(root: int) -> list[int]:
-    """Live (non-zombie) descendants of ``root``, from /proc; psutil where there is no /proc."""
-    if root == os.getpid() and hasattr(os, "waitid"):
-        try:
-            os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # reaps nothing
-        except ChildProcessError:
-            return []  # no child at all (not even a zombie): no descendant either
-    if os.path.exists(f"/proc/{root}/task/{root}/children"):
-        return _descendants_by_children(root)
-    return _descendants_by_scan(root)
-
-
-def _descendants_by_scan(root: int) -> list[int]:
-    """Read the parent of every process in /proc (kernels without CONFIG_PROC_CHILDREN)."""
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return _descendants_psutil(root)
-    children: dict[int, list[int]] = {}
-    for name in names:
-        if name.isdigit():
-            state, ppid = _state_and_ppid(name)
-            if state not in ("Z", "X", ""):
-                children.setdefault(ppid, []).append(int(name))
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _descendants_by_children(root: int) -> list[int]:
-    """Walk /proc/<pid>/task/<tid>/children (CONFIG_PROC_CHILDREN): reads only the tree, not all of /proc."""
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            for child in _read(f"/proc/{pid}/task/{tid}/children").split():
-                if _state_and_ppid(child.decode())[0] not in ("Z", "X", ""):
-                    found.append(int(child))
-                    todo.append(int(child))
-    return found
-
-
-def _state_and_ppid(pid: str) -> tuple[str, int]:
-    """State letter and parent pid from /proc/<pid>/stat; ("", 0) when the process is gone."""
-    data = _read(f"/proc/{pid}/stat")
-    fields = data[data.rfind(b")") + 2 :].split(None, 2)
-    if len(fields) < 2:
-        return "", 0
-    return fields[0].decode(), int(fields[1])
-
-
-def _read(path: str) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, 4096)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
-def _descendants_psutil(root: int) -> list[int]:
-    try:
-        import importlib
-
-        psutil = importlib.import_module("psutil")
-        return [p.pid for p in psutil.Process(root).children(recursive=True)]
-    except Exception:  # best effort where there is no /proc
-        return []
-
-
-def _signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+        wall = time.monotonic() - self.started
+        line = outcome.summary(status, wall=wall, cpu=cpu, peak=peak, notes=verdict.notes(seen))
+        if not self.quiet:
+            sys.stderr.write(PREFIX + line + "\n")
+        if self.summary is not None:
+            doc = report.document(seen, line=line, wall=wall, cpu=cpu, peak_rss=peak)
+            report.write_summary(self.summary, doc)
+        outcome.end_like(status)
 
 
 def _main(args: list[str]) -> NoReturn:
     """Entry of the lean supervisor process (``launcher.run.execute.run_plan`` execs into it); also
-    ``python -m launcher.run.supervise [--grace S] [--quiet] [--] COMMAND...`` for debugging."""
-    grace, quiet = DEFAULT_GRACE, False
-    while args and args[0].startswith("--"):
-        option = args.pop(0)
-        if option == "--":
-            break
-        if option == "--quiet":
-            quiet = True
-        elif option == "--grace" and args:
-            grace = float(args.pop(0))
-        else:
-            sys.exit(f"{PREFIX}error: unknown option {option}")
+    ``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-signal SIGUSR1] [--summary FILE] [--]
+    COMMAND...`` for debugging.
+
+    ``--environment-fd N``: the program's environment is on file descriptor N (see
+    :mod:`launcher.run.handoff`), read and closed before anything starts; else it is ours."""
+    grace, quiet, environ = DEFAULT_GRACE, False, None
+    stop_signal, summary = signal.SIGTERM, None
     try:
-        run_supervised(args, os.environ, grace=grace, quiet=quiet)
+        while args and args[0].startswith("--"):
+            option = args.pop(0)
+            if option == "--":
+                break
+            if option == "--quiet":
+                quiet = True
+            elif option == "--grace" and args:
+                grace = float(args.pop(0))
+            elif option == "--stop-signal" and args:
+                stop_signal = signal.Signals[args.pop(0)]
+            elif option == "--summary" and args:
+                summary = args.pop(0)
+            elif option == "--environment-fd" and args:
+                from launcher.run.handoff import read_environment
+
+                environ = read_environment(int(args.pop(0)))
+            else:
+                sys.exit(f"{PREFIX}error: unknown option {option}")
+        program_env = os.environ if environ is None else environ
+        run_supervised(args, program_env, grace=grace, quiet=quiet, stop_signal=stop_signal, summary=summary)
     except LaunchError as error:
         sys.stderr.write(error.line() + "\n")
+        report.write_not_started(summary, error.line(), error.exit_code)
         sys.exit(error.exit_code)
+    except (OSError, ValueError, KeyError) as error:
+        sys.exit(f"{PREFIX}error: the supervisor cannot start: {error}")
 
 
 if __name__ == "__main__":

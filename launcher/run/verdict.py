@@ -25,9 +25,9 @@ Part of the supervisor: standard library only.
 from __future__ import annotations
 
 import os
-import signal
 
 from launcher.core.record import Record
+from launcher.run.outcome import duration, signal_name, size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,9 +49,6 @@ if TYPE_CHECKING:
         "failure",
         "success",
     ]
-
-#: The version of the summary document.
-SUMMARY_VERSION = 1
 
 #: What a crash signal means, one line each.
 CRASH_ADVICE = {
@@ -296,91 +293,3 @@ def _leftovers_note(seen: Observed) -> str:
 
 def _limit(limit: Optional[int]) -> str:
     return "none set" if limit is None else size(limit)
-
-
-# -- the document -----------------------------------------------------------------------------------------
-
-
-def document(
-    seen: Observed,
-    *,
-    line: str,
-    wall: float,
-    cpu: float,
-    peak_rss: int,
-    restart: Optional[dict[str, int]] = None,
-) -> dict[str, object]:
-    """The summary as JSON-able data (keys documented in the README); ``line`` is the summary line
-    without the ``ma-launch:`` prefix."""
-    sig = os.WTERMSIG(seen.status) if os.WIFSIGNALED(seen.status) else 0
-    memory = seen.memory_after
-    stop = seen.stop
-    return {
-        "version": SUMMARY_VERSION,
-        "reason": reason(seen),
-        "line": line,
-        "exit_code": seen.exit_code,
-        "signal": seen.signal,
-        "status": 128 + sig if sig else seen.exit_code,
-        "wall_seconds": round(wall, 3),
-        "cpu_seconds": round(cpu, 3),
-        "peak_rss_bytes": peak_rss,
-        "killed_by_ma_launch": seen.sent_kill,
-        "memory": None
-        if memory is None
-        else {
-            "cgroup": memory.version,
-            "path": memory.path,
-            "oom_kills": seen.oom_kills,
-            "limit_reached": seen.limit_hits,
-            "limit_bytes": memory.limit,
-            "peak_bytes": memory.peak,
-        },
-        "stop": None
-        if stop is None
-        else {
-            "received": stop.received,
-            "sent": stop.sent,
-            "at_seconds": round(stop.at, 3),
-            "ended_after_seconds": None if stop.ended_after is None else round(stop.ended_after, 3),
-            "grace_seconds": seen.grace,
-        },
-        "device_holders": [{"pid": h.pid, "name": h.name, "devices": list(h.devices)} for h in seen.holders],
-        "leftovers": None
-        if not seen.leftovers
-        else {
-            "count": seen.leftovers,
-            "stopped_with": "SIGKILL"
-            if seen.sent_kill
-            else ("SIGTERM, then SIGKILL" if seen.leftovers_killed else "SIGTERM"),
-        },
-        "loader": None if seen.loader is None else seen.loader.data,
-        "restart": restart,
-        "notes": notes(seen),
-    }
-
-
-# -- words ------------------------------------------------------------------------------------------------
-
-
-def signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from launchkit import REPO
+
+from launcher.core.build import build_plan
+from launcher.core.request import Request
+from launcher.render.bake import bake_script, comment
+from launcher.run.activate import run_scripts_in_bash
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 APPENDED = ["--data_url=/home/ma-user/modelarts/inputs/data_url_0/", "--train_url", "/out dir/", "it's"]
@@ -158,3 +165,181 @@ def test_bake_refuses_to_overwrite_and_to_bake_failures(tmp_path: Path) -> None:
         text=True,
     )
     assert result.returncode == 78 and "rank table" in result.stderr
+
+
+# -- hostile text never leaves a comment -------------------------------------------------------------------
+
+#: Pieces a hostile (or careless) argument or -c line is made of: line breaks of every kind, quotes,
+#: substitutions, comment and command separators, and the command that must never run.
+_PIECES = [
+    "\n",
+    "\r",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\u2028",
+    "\x85",
+    "'",
+    '"',
+    "\\",
+    "$(",
+    ")",
+    "`",
+    "#",
+    ";",
+    "&",
+]
+_PIECES += [
+    " ",
+    "x",
+    "$HOME",
+    "$@",
+    "--password=pw",
+    "touch MARKER",
+    "\ntouch MARKER\n",
+    "'\ntouch MARKER\n'",
+]
+_chars = st.characters(blacklist_characters="\x00", codec="utf-8")  # argv cannot hold NUL
+_hostile = st.lists(st.sampled_from(_PIECES) | st.text(_chars, max_size=3), max_size=10).map("".join)
+
+
+def _recorder(folder: Path) -> Path:
+    """``rec``: appends its argument count and arguments, NUL-terminated, to $REC_LOG; the one program
+    meant to run."""
+    return write_exe(folder / "rec", '#!/bin/sh\nprintf \'%s\\0\' "$#" "$@" >> "$REC_LOG"\n')
+
+
+def _recorded(log: Path) -> list[list[str]]:
+    """The argument lists ``rec`` recorded, one per run, in order."""
+    fields = os.fsdecode(log.read_bytes()).split("\0")[:-1] if log.exists() else []
+    runs = []
+    while fields:
+        count = int(fields.pop(0))
+        runs.append(fields[:count])
+        del fields[:count]
+    return runs
+
+
+def _bake_and_run(
+    tmp_path: Path, request: Request, command_line: list[str], appended: list[str]
+) -> tuple[str, list[list[list[str]]]]:
+    """Bake ``request`` in-process, run the script with dash and with bash (appending ``appended``), and
+    return the script and what ``rec`` recorded in each shell."""
+    bin_dir = tmp_path / "bin"
+    _recorder(bin_dir)
+    base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"}
+    plan = build_plan(request, base, str(tmp_path), script_runner=run_scripts_in_bash)
+    text = bake_script(plan, version="0.test", command_line=command_line)
+    script = tmp_path / "boot.sh"
+    script.write_bytes(os.fsencode(text))
+    runs: list[list[list[str]]] = []
+    for shell in ("dash", "bash"):
+        log = tmp_path / f"{shell}.log"
+        log.unlink(missing_ok=True)
+        result = subprocess.run(
+            [need(shell), str(script), *appended],
+            env={**base, "REC_LOG": str(log)},
+            cwd=str(tmp_path),
+            capture_output=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, (shell, result.stderr, text)
+        runs.append(_recorded(log))
+    return text, runs
+
+
+def _assert_only_comments_before_the_command(text: str) -> None:
+    lines = text.split("\n")
+    command_at = next(i for i, line in enumerate(lines) if line.startswith("cd "))
+    assert all(line.startswith("#") for line in lines[:command_at]), text
+    assert lines[0] == "#!/bin/sh"
+
+
+@given(args=st.lists(_hostile, max_size=4), appended=st.lists(_hostile, max_size=2))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(args=["x\ntouch MARKER\n", "--password=pw"], appended=[])
+@example(args=["'\ntouch MARKER\n'"], appended=["\ntouch MARKER"])
+def test_hostile_arguments_run_nothing_but_the_program(
+    tmp_path_factory: pytest.TempPathFactory, args: list[str], appended: list[str]
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("hostile")
+    request = Request(command=("rec", *args), workdir=str(tmp_path), ld_mode="off")
+    text, runs = _bake_and_run(tmp_path, request, ["bake", "--", "rec", *args], appended)
+    _assert_only_comments_before_the_command(text)
+    assert runs == [[[*args, *appended]], [[*args, *appended]]]
+    assert not (tmp_path / "MARKER").exists()
+
+
+@given(words=st.lists(_hostile, min_size=1, max_size=3), appended=st.lists(_hostile, max_size=2))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(words=["one", "two'\ntouch MARKER\n"], appended=[])
+def test_a_multi_line_shell_line_runs_once(
+    tmp_path_factory: pytest.TempPathFactory, words: list[str], appended: list[str]
+) -> None:
+    """Each line of the -c line runs once, in order (the comment that quotes it runs nothing); the
+    appended arguments reach its last line."""
+    tmp_path = tmp_path_factory.mktemp("lines")
+    line = "\n".join(f"rec {shlex.quote(word)}" for word in words)
+    request = Request(shell_line=line, workdir=str(tmp_path), ld_mode="off")
+    text, runs = _bake_and_run(tmp_path, request, ["bake", "-c", line], appended)
+    _assert_only_comments_before_the_command(text)
+    expected = [[word] for word in words]
+    expected[-1] += appended
+    assert runs == [expected, expected]
+    assert not (tmp_path / "MARKER").exists()
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_an_env_path_with_a_line_break_stays_a_comment(tmp_path: Path, shell: str) -> None:
+    env_dir = make_env(tmp_path / "envs" / "py\ntouch MARKER\n")
+    _recorder(env_dir / "bin")
+    request = Request(command=("rec", "ok"), prefix=str(env_dir), workdir=str(tmp_path), ld_mode="off")
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    plan = build_plan(request, base, str(tmp_path), script_runner=run_scripts_in_bash)
+    text = bake_script(plan, version="0.test", command_line=["bake", "-p", str(env_dir), "--", "rec", "ok"])
+    _assert_only_comments_before_the_command(text)
+    script = tmp_path / "boot.sh"
+    script.write_bytes(os.fsencode(text))
+    log = tmp_path / "rec.log"
+    result = subprocess.run(
+        [need(shell), str(script)], env={**base, "REC_LOG": str(log)}, cwd=str(tmp_path), capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert _recorded(log) == [["ok"]]
+    assert not (tmp_path / "MARKER").exists()
+
+
+def test_comment_cannot_make_a_line_that_is_not_a_comment() -> None:
+    for text in ["a\nb", "a\rb", "\n\n", "", "x\u2028y\x85z\x0bw", "tail\n"]:
+        lines = comment(text).split("\n")
+        assert all(line.startswith("# ") and line.isprintable() for line in lines), lines
+
+
+def test_bake_into_a_directory_this_user_may_not_write_is_77(tmp_path: Path) -> None:
+    """As an unprivileged user (root writes anywhere): one error line, exit 77, nothing written."""
+    setpriv = need("setpriv")
+    if os.getuid() != 0:
+        pytest.skip("needs root to switch to another user")
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="ma-launch-ro-", dir="/tmp"))  # reachable by every user
+    try:
+        top.chmod(0o755)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "PYTHON"))}
+        env.update(PYTHONPATH=str(REPO), HOME=str(top))
+        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        result = subprocess.run(
+            [*as_nobody, *LAUNCH, "bake", "-o", str(top / "boot.sh"), "--workdir", "/tmp", "--", "true"],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd="/tmp",
+            timeout=60,
+        )
+        assert result.returncode == 77, result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("ma-launch: error: cannot write")
+        assert "hint:" in result.stderr and result.stdout == ""
+        assert list(top.iterdir()) == []
+    finally:
+        shutil.rmtree(top)

@@ -184,7 +184,7 @@ def test_fuzz_mutated_headers(template: bytes, flips: list[tuple[int, int]], cut
 
 def test_read_shebang(tmp_path: Path) -> None:
     from launcher.core.programs import runs_python
-    from launcher.ld.elf import read_shebang
+    from launcher.ld.shebang import read_shebang
 
     script = tmp_path / "s"
     for text, words in [

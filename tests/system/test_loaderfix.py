@@ -68,7 +68,7 @@ def test_nothing_provides_it(tmp_path: Path, env_prefix: Path) -> None:
     assert found.missing
     assert found.lines == (
         f"exit code 127 from a program that started: the loader could not find libtrain.so.3 (needed by "
-        f"{tmp_path / 'bin' / 'trainer'}), and the env does not provide it (fix: install it in the env; "
+        f"{tmp_path / 'bin' / 'trainer'}); the env does not provide it (fix: install it in the env; "
         f"ma-launch --ld-report -p {env_prefix} lists everything missing)",
     )
 
@@ -109,3 +109,17 @@ def test_the_checker_refuses_a_malformed_request() -> None:
     assert done.returncode == 2 and done.stdout == b""
     assert done.stderr.decode().startswith("ma-launch: error: a malformed request: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_missing_driver_library_points_at_the_flavor(tmp_path: Path) -> None:
+    driver = build_lib(str(tmp_path / "gone" / "libcuda.so.1"), "libcuda.so.1", exports=["cuInit"])
+    build_exe(str(tmp_path / "bin" / "gpu-tool"), calls=["cuInit"], needs=[driver])
+    (tmp_path / "gone" / "libcuda.so.1").unlink()
+    env = program_env(tmp_path)
+    loader_exit(str(tmp_path / "bin" / "gpu-tool"), env)
+    found = explain_exit_127("gpu-tool", env)
+    assert found.missing
+    assert found.lines[0].endswith(
+        "libcuda.so.1 (needed by " + str(tmp_path / "bin" / "gpu-tool") + "); it comes with the accelerator "
+        "driver the platform mounts at run time (fix: a GPU/NPU flavor)"
+    )

@@ -5,8 +5,8 @@ inside functions included).
   with side effects), ``cli``, ``image``, ``typer`` or ``subprocess``.
 - The supervisor runs for the whole job in a lean interpreter: its modules (:data:`SUPERVISOR`) import the
   standard library, each other and a few small modules that are standard library only themselves
-  (:data:`SUPERVISOR_MAY_USE`: the error vocabulary, ``Record``, the platform's fixed values and restart
-  counts), and nothing else.
+  (:data:`SUPERVISOR_MAY_USE`: the error vocabulary and the masking rule it applies, ``Record``, the
+  platform's fixed values and restart counts), and nothing else.
 - Nothing imports ``cli`` but ``python -m launcher``.
 """
 
@@ -64,21 +64,27 @@ def test_pure_layers_have_no_side_effect_imports(module: str) -> None:
 
 SUPERVISOR = (
     "launcher.run.supervise",
+    "launcher.run.proctree",
+    "launcher.run.outcome",
+    "launcher.run.handoff",
     "launcher.run.memcg",
     "launcher.run.devholders",
     "launcher.run.verdict",
+    "launcher.run.watch",
+    "launcher.run.report",
     "launcher.run.loaderfix",
     "launcher.run.files",
 )
 #: What the supervisor may import from the package besides its own modules (standard library only too).
 SUPERVISOR_MAY_USE = (
     "launcher.errors",
+    "launcher.render.mask",
     "launcher.core.record",
     "launcher.modelarts.facts",
     "launcher.modelarts.restarts",
 )
 #: Packages whose ``__init__`` the supervisor's imports load: they must stay empty.
-EMPTY_PACKAGES = ("launcher.run", "launcher.core", "launcher.modelarts")
+EMPTY_PACKAGES = ("launcher.run", "launcher.core", "launcher.modelarts", "launcher.render")
 
 
 def _outside(names: set[str], allowed: tuple[str, ...]) -> list[str]:
@@ -102,6 +108,20 @@ def test_supervisor_imports_only_the_standard_library(module: str) -> None:
 @pytest.mark.parametrize("module", SUPERVISOR_MAY_USE)
 def test_what_the_supervisor_uses_is_standard_library_only(module: str) -> None:
     assert _outside(imports_of(ALL[module]), SUPERVISOR_MAY_USE) == []
+
+
+def test_the_masking_rule_imports_nothing_at_all() -> None:
+    mask = imports_of(ALL["launcher.render.mask"])
+    assert mask <= {
+        "__future__",
+        "__future__.annotations",
+        "collections.abc",
+        "collections.abc.Iterable",
+        "collections.abc.Mapping",
+        "collections.abc.Sequence",
+        "typing",
+        "typing.Optional",
+    }, mask
 
 
 @pytest.mark.parametrize("module", sorted(ALL))

@@ -12,7 +12,8 @@ import pytest
 
 from launcher.run.devholders import Holder
 from launcher.run.memcg import Memory
-from launcher.run.verdict import CRASH_ADVICE, Loader, Observed, Stop, document, notes, reason
+from launcher.run.report import document
+from launcher.run.verdict import CRASH_ADVICE, Loader, Observed, Stop, notes, reason
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -200,6 +201,7 @@ def test_the_document() -> None:
         "version": 1,
         "reason": "oom",
         "line": "program ended: …",
+        "started": True,
         "exit_code": None,
         "signal": "SIGKILL",
         "status": 137,
@@ -228,5 +230,6 @@ def test_the_document() -> None:
         "restart": {"start_count": 2, "schedule_count": 1},
         "notes": notes(observed),
     }
-    plain = document(seen(exited(3)), line="x", wall=0, cpu=0, peak_rss=0)
+    plain = document(seen(exited(3)), line="x", wall=0, cpu=0, peak_rss=0, restart={})
     assert (plain["status"], plain["exit_code"], plain["memory"], plain["stop"]) == (3, 3, None, None)
+    assert plain["restart"] == {}
