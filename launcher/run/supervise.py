@@ -42,7 +42,7 @@ import sys
 import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
-from launcher.run import outcome, proctree, report, verdict
+from launcher.run import outcome, proctree
 from launcher.run.watch import Watch
 
 # The supervisor runs in a lean interpreter for the whole job: typing and contextlib (and what they pull
@@ -172,7 +172,7 @@ class _Supervisor:
             if sig in pending and sig in self.forwarded:
                 signal.sigtimedwait({sig}, 0)
                 sys.stderr.write(PREFIX + outcome.not_started(sig) + "\n")
-                report.write_not_started(self.summary, outcome.not_started(sig), 128 + sig)
+                _write_not_started(self.summary, outcome.not_started(sig), 128 + sig)
                 outcome.end_by_signal(sig)
 
     def _start(self) -> None:
@@ -344,6 +344,7 @@ class _Supervisor:
     def _finish(self) -> NoReturn:
         """Say why the program ended (the summary line, the JSON summary) and end the same way."""
         status = self.status if self.status is not None else 0
+        wall = time.monotonic() - self.started
         seen = self.watch.observed(
             status,
             sent_kill=self.sent_kill,
@@ -355,7 +356,8 @@ class _Supervisor:
         )
         cpu, peak = outcome.children_usage()
         cpu -= self.cpu_before  # children waited for before we started (e.g. by a wrapper before exec)
-        wall = time.monotonic() - self.started
+        from launcher.run import report, verdict  # imported when the job ends, not for all of it
+
         line = outcome.summary(status, wall=wall, cpu=cpu, peak=peak, notes=verdict.notes(seen))
         if not self.quiet:
             sys.stderr.write(PREFIX + line + "\n")
@@ -363,6 +365,13 @@ class _Supervisor:
             doc = report.document(seen, line=line, wall=wall, cpu=cpu, peak_rss=peak)
             report.write_summary(self.summary, doc)
         outcome.end_like(status)
+
+
+def _write_not_started(path: Optional[str], line: str, status: int) -> None:
+    if path is not None:
+        from launcher.run import report
+
+        report.write_not_started(path, line, status)
 
 
 def _main(args: list[str]) -> NoReturn:
@@ -397,7 +406,7 @@ def _main(args: list[str]) -> NoReturn:
         run_supervised(args, program_env, grace=grace, quiet=quiet, stop_signal=stop_signal, summary=summary)
     except LaunchError as error:
         sys.stderr.write(error.line() + "\n")
-        report.write_not_started(summary, error.line(), error.exit_code)
+        _write_not_started(summary, error.line(), error.exit_code)
         sys.exit(error.exit_code)
     except (OSError, ValueError, KeyError) as error:
         sys.exit(f"{PREFIX}error: the supervisor cannot start: {error}")

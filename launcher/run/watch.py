@@ -18,7 +18,6 @@ from launcher.modelarts.facts import DEVICE_ROOT, DEVICE_ROOT_VARIABLE
 from launcher.run.devholders import device_holders
 from launcher.run.memcg import DEFAULT_ROOT, read_memory
 from launcher.run.outcome import duration, signal_name
-from launcher.run.verdict import Observed, Stop
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
     from launcher.run.devholders import Holder
     from launcher.run.memcg import Memory
+    from launcher.run.verdict import Observed, Stop
 
 CGROUP_ROOT_VARIABLE = "MA_LAUNCH_CGROUP_ROOT"
 
@@ -86,6 +86,8 @@ class Watch:
     ) -> Observed:
         """Everything seen, for the verdict; reads the memory cgroup again, and for exit code 127 of a
         program that started runs the loader analysis (unless ``explain`` is false: nobody will read it)."""
+        from launcher.run.verdict import Observed
+
         loader = None
         if explain and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 127:
             from launcher.run.loaderfix import explain_exit_127
@@ -105,6 +107,8 @@ class Watch:
         )
 
     def _stop(self, sent_kill: bool) -> Optional[Stop]:
+        from launcher.run.verdict import Stop
+
         if self.stop is None:
             return None
         received, sent, when = self.stop

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -142,11 +143,27 @@ def ranks_ready(job: Job) -> bool:
     return len(list(job.ready.iterdir())) == 4
 
 
+def running(job: Job) -> None:
+    """All four ranks are in their training loop: ranks 0 and 1 on worker-0, 2 and 3 on worker-1 (each
+    wrote its host name); the job's processes are visible from here."""
+    wait_for(lambda: ranks_ready(job), timeout=180, what="four ranks running")
+    hosts = {path.name: path.read_text() for path in job.ready.iterdir()}
+    assert hosts == {"rank0": "worker-0", "rank1": "worker-0", "rank2": "worker-1", "rank3": "worker-1"}
+    assert len(job.workers(0)) == len(job.workers(1)) == 2
+    assert job.left()  # the check made after the job can see its processes
+
+
 def stop(nodes: tuple[Node, ...]) -> None:
     for node in nodes:
         if node.proc.poll() is None:
             node.proc.kill()
             node.proc.communicate()
+
+
+def no_sigkill_needed(node: Node) -> None:
+    """The node ended within the grace: ma-launch killed nothing."""
+    assert "SIGKILL" not in node.summary_line(), node.summary_line()
+    assert node.document()["killed_by_ma_launch"] is False
 
 
 def test_two_nodes_all_reduce(tmp_path: Path) -> None:
@@ -165,6 +182,7 @@ def test_two_nodes_all_reduce(tmp_path: Path) -> None:
     for node in nodes:
         assert node.summary_line().startswith("ma-launch: program ended: exit code 0, ")
         assert node.document()["reason"] == "success"
+        no_sigkill_needed(node)
 
 
 def test_sigterm_to_node_1_mid_run(tmp_path: Path) -> None:
@@ -172,21 +190,28 @@ def test_sigterm_to_node_1_mid_run(tmp_path: Path) -> None:
     nodes = job.both("loop")
     node0, node1 = nodes
     try:
-        wait_for(lambda: ranks_ready(job), timeout=180, what="four ranks running")
+        running(job)
         sent = time.monotonic()
-        os.kill(child_of(node1.proc.pid), signal.SIGTERM)
+        os.kill(child_of(node1.proc.pid), signal.SIGTERM)  # the platform stops node 1: its PID 1
         node1.finish(timeout=GRACE + 15)
         node0.finish(timeout=120)
     finally:
         stop(nodes)
-    print(node1.err[-3000:], node0.err[-3000:])
-    assert node1.ended - sent < GRACE, node1.err
-    assert node0.code != 0 and node0.ended - sent < 90, node0.err
-    assert job.left() == []
+    # node 1: torchrun stops its workers and ends 1 (its SignalException), within the grace
+    assert node1.code == 1 and node1.ended - sent < GRACE, node1.err
     stopped = node1.document()
-    assert stopped["reason"] == "stopped" and stopped["stop"]["received"] == "SIGTERM"  # type: ignore[index]
-    assert "stop requested by SIGTERM after " in node1.summary_line()
+    assert (stopped["reason"], stopped["exit_code"], stopped["status"]) == ("stopped", 1, 1)
+    assert stopped["stop"]["received"] == stopped["stop"]["sent"] == "SIGTERM"  # type: ignore[index]
+    assert stopped["stop"]["ended_after_seconds"] < GRACE  # type: ignore[index]
+    ended = r"; stop requested by SIGTERM after [0-9.]+ s: the program got SIGTERM and ended [0-9.]+ s later "
+    assert re.search(ended + r"\([0-9]+% of the 20 s grace\)$", node1.summary_line())
+    no_sigkill_needed(node1)
+    # node 0: its workers lose their peers, torchrun notices and ends non-zero, in bounded time
+    assert node0.code == 1 and node0.ended - sent < 90, node0.err
+    assert node0.summary_line().startswith("ma-launch: program ended: exit code 1, ")
     assert node0.document()["reason"] == "failure"
+    no_sigkill_needed(node0)
+    assert job.left() == []
 
 
 def test_sigkill_of_a_worker_on_node_0(tmp_path: Path) -> None:
@@ -194,18 +219,19 @@ def test_sigkill_of_a_worker_on_node_0(tmp_path: Path) -> None:
     nodes = job.both("loop")
     node0, node1 = nodes
     try:
-        wait_for(lambda: ranks_ready(job), timeout=180, what="four ranks running")
-        workers = job.workers(0)
-        assert len(workers) == 2, proc_table()
+        running(job)
         sent = time.monotonic()
-        os.kill(workers[0], signal.SIGKILL)
+        os.kill(job.workers(0)[0], signal.SIGKILL)
         node0.finish(timeout=120)
         node1.finish(timeout=120)
     finally:
         stop(nodes)
-    print(node0.err[-3000:], node1.err[-3000:])
-    assert node0.code != 0 and node1.code != 0
-    assert node0.ended - sent < 90 and node1.ended - sent < 90
+    for node in nodes:  # torchrun on node 0 sees its worker die, node 1's workers lose their peers
+        assert node.code == 1 and node.ended - sent < 90, node.err
+        assert node.summary_line().startswith("ma-launch: program ended: exit code 1, ")
+        doc = node.document()
+        assert doc["reason"] == "failure"
+        memory = doc["memory"]
+        assert memory is None or memory["oom_kills"] == 0  # type: ignore[index]  # not an OOM kill
+        no_sigkill_needed(node)
     assert job.left() == []
-    for node in nodes:
-        assert node.document()["reason"] == "failure"
