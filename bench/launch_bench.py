@@ -100,11 +100,12 @@ def variants(launcher: str, python: str, base: str) -> list[Variant]:
 
     def launch(prefix: str, *extra: str) -> list[str]:
         command = [os.path.join(prefix, "bin", "python"), "-c", "pass"]
-        return [launcher, "-q", *extra, "-p", prefix, "--workdir", work, "--", *command]
+        return [launcher, *extra, "-p", prefix, "--workdir", work, "--", *command]
 
     return [
         Variant("bare: ENV/bin/python -c pass", [os.path.join(plain, "bin", "python"), "-c", "pass"]),
         Variant("exec, warm LD cache", launch(plain)),
+        Variant("exec, warm, -q", launch(plain, "-q")),
         Variant("exec, cold LD cache", launch(plain), fresh_cache=True),
         Variant("exec, --ld-library-path off", launch(plain, "--ld-library-path", "off")),
         Variant("exec, one activate.d script", launch(scripted)),

@@ -53,3 +53,12 @@ def torch_path() -> str:
     if spec is None or spec.origin is None:
         missing("torch is not installed")
     return str(Path(spec.origin).parent.parent)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for rendezvous ports: parallel runs must not share one)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -10,14 +10,16 @@ import sys
 from launcher.cli import values
 from launcher.cli.main import say
 from launcher.errors import ConfigError, UsageError
+from launcher.run.pid1 import should_supervise
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from launcher.cli.options import Parsed
     from launcher.core.plan import LaunchPlan
     from launcher.core.request import Request
+    from launcher.core.sourcing import ShellOutput
 
 
 def _cwd() -> str:
@@ -28,15 +30,52 @@ def _cwd() -> str:
 
 
 def plan_for(request: Request) -> LaunchPlan:
-    """The plan for ``request`` in this process's environment, with the real activation runner and the
-    user's LD cache."""
+    """The plan for ``request`` in the environment this process was started with, with the real
+    activation runner and the user's LD cache."""
     from launcher.core.build import build_plan
-    from launcher.run.activate import run_scripts_in_bash
     from launcher.run.ldstore import user_store
 
-    return build_plan(
-        request, os.environ, _cwd(), script_runner=run_scripts_in_bash, ld_store=user_store(os.environ)
-    )
+    environ = started_environ()
+    return build_plan(request, environ, _cwd(), script_runner=_run_bash, ld_store=user_store(environ))
+
+
+def _run_bash(program: str, environ: Mapping[str, str], cwd: str, timeout: float) -> ShellOutput:
+    """The real activation runner (:func:`launcher.run.activate.run_bash_program`), imported only when
+    there are scripts to source."""
+    from launcher.run.activate import run_bash_program
+
+    return run_bash_program(program, environ, cwd, timeout)
+
+
+#: The values CPython's locale coercion (PEP 538) writes into LC_CTYPE.
+_COERCED = ("C.UTF-8", "C.utf8", "UTF-8")
+
+
+def started_environ() -> dict[str, str]:
+    """``os.environ`` as it was when this process was started.
+
+    Under a C or unset locale, CPython sets ``LC_CTYPE=C.UTF-8`` in its own environment before any Python
+    code runs (PEP 538 locale coercion; skipped when LC_ALL is set). The launcher plans from, and passes
+    on, the environment it was given: the program (a Python of its own, or not) decides its locale for
+    itself. The kernel keeps the environment a process was started with in ``/proc/self/environ``
+    (``setenv`` does not write there), which tells whether LC_CTYPE was set, and to what; without /proc
+    nothing is changed.
+    """
+    environ = dict(os.environ)
+    current = environ.get("LC_CTYPE")
+    if current not in _COERCED or environ.get("LC_ALL"):
+        return environ
+    try:
+        with open("/proc/self/environ", "rb") as handle:
+            entries = handle.read().split(b"\0")
+    except OSError:
+        return environ
+    original = next((e[len(b"LC_CTYPE=") :] for e in entries if e.startswith(b"LC_CTYPE=")), None)
+    if original is None:
+        del environ["LC_CTYPE"]
+    else:
+        environ["LC_CTYPE"] = os.fsdecode(original)
+    return environ
 
 
 def launch(args: Sequence[str]) -> int:
@@ -57,10 +96,10 @@ def launch(args: Sequence[str]) -> int:
     if parsed.flag("ld_save"):
         raise UsageError("--save goes with --ld-report", hint="ma-launch --ld-report -n ENV --save")
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
-    if not (parsed.flag("dry_run") or parsed.flag("json")):
+    if not (parsed.flag("dry_run") or parsed.flag("json")) and should_supervise(run.init):
         from launcher.run import stops
 
-        stops.hold(run.init)  # from here a stop request is kept for the supervisor, not lost
+        stops.hold()  # from here a stop request is kept for the supervisor, not lost
     plan = plan_for(values.request(parsed))
     if parsed.flag("dry_run") or parsed.flag("json"):
         return dry_run(_rank_table(plan, parsed, wait=False), parsed)
@@ -167,12 +206,13 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
             "template 1 and sets RANK_TABLE_FILE and RANK_SIZE (a dry run does not wait)",
         )
     from launcher.core.plan import Change
+    from launcher.modes import RANK_TABLE_MODES, parse_mode
     from launcher.run import stops
-    from launcher.run.ranktable import prepare_rank_table, rank_table_mode
+    from launcher.run.ranktable import prepare_rank_table
 
     table = prepare_rank_table(
         os.environ,
-        mode=rank_table_mode(parsed.text("rank_table") or "auto"),
+        mode=parse_mode(parsed.text("rank_table") or "auto", RANK_TABLE_MODES, "--rank-table"),
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,

@@ -16,7 +16,6 @@ import os
 import sys
 
 from launcher.errors import LaunchError
-from launcher.render.mask import mask_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +31,8 @@ INTERNAL_ERROR = 70
 
 def say(message: str) -> None:
     """Write one of the launcher's own lines to stderr (stdout belongs to the program)."""
+    from launcher.render.mask import mask_text  # only when something is said (not under -q)
+
     sys.stderr.write(PREFIX + mask_text(message) + "\n")
 
 

@@ -9,20 +9,15 @@ passed on exactly.
 
 from __future__ import annotations
 
-from launcher.cli.values import STOP_SIGNALS
 from launcher.core.record import Record
-from launcher.core.request import LD_MODES
 from launcher.errors import UsageError
-from launcher.modelarts.channels import MODES as CHANNEL_MODES
-from launcher.run.ranktable import MODES as RANK_TABLE_MODES
+from launcher.modes import CHANNEL_MODES, INIT_MODES, LD_MODES, RANK_TABLE_MODES, STOP_SIGNALS
+from launcher.yesno import env_yes, yes_no
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Optional
-
-TRUE = ("1", "true", "yes", "on")
-FALSE = ("0", "false", "no", "off", "")
 
 
 class Option(Record):
@@ -74,12 +69,19 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--line-buffered",), "line_buffered", "run non-Python programs under stdbuf -oL -eL"),
     Option(("--strict-activation",), "strict_activation", "fail when an activate.d script fails"),
     Option(
+        ("--activation-timeout",),
+        "activation_timeout",
+        "seconds the activate.d scripts may take together (60; 0: no limit); past it they are stopped "
+        "and the launch fails (75)",
+        "SECONDS",
+    ),
+    Option(
         ("--init",),
         "init",
         "supervise the program (forward signals, reap, stop the whole tree, say why it ended); auto: when "
         "PID 1, or when --summary or a --stop-signal other than TERM needs it",
         "MODE",
-        choices=("auto", "always", "never"),
+        choices=INIT_MODES,
     ),
     Option(
         ("--grace",), "grace", "seconds between a stop signal and SIGKILL in supervise mode (25)", "SECONDS"
@@ -140,7 +142,12 @@ OPTIONS: tuple[Option, ...] = (
         "it (run while building the image, as the env's owner)",
         env=False,
     ),
-    Option(("--dry-run",), "dry_run", "print the equivalent one-line boot command; run nothing"),
+    Option(
+        ("--dry-run",),
+        "dry_run",
+        "print the equivalent one-line boot command; run nothing but the env's activate.d scripts, which "
+        "are sourced (as in a real run) to learn what they change",
+    ),
     Option(("--shell",), "shell", "shell for --dry-run (default: detected, else sh)", "NAME"),
     Option(("--json",), "json", "print the plan as JSON (implies --dry-run)"),
     Option(("-q", "--quiet"), "quiet", "print nothing but errors"),
@@ -180,13 +187,7 @@ def _env_defaults(environ: Mapping[str, str]) -> dict[str, object]:
             continue
         raw = environ[option.env_name]
         if option.metavar is None:
-            lowered = raw.strip().lower()
-            if lowered not in TRUE + FALSE:
-                raise UsageError(
-                    f"{option.env_name}={raw!r} is not a yes/no value",
-                    hint=f"set {option.env_name} to 1 or 0",
-                )
-            values[option.dest] = lowered in TRUE
+            values[option.dest] = yes_no(raw, option.env_name)
         elif option.repeat:
             values[option.dest] = [item for item in raw.split(",") if item]
         else:
@@ -262,7 +263,7 @@ def parse(argv: Sequence[str], environ: Mapping[str, str], extra: Sequence[Optio
 def wants_debug(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     """Whether ``--debug`` is among the launcher's own options (not the program's); never raises, so it
     works even for argument lists the parser rejects."""
-    if environ.get("MA_LAUNCH_DEBUG", "").strip().lower() in TRUE:
+    if env_yes(environ, "MA_LAUNCH_DEBUG"):
         return True
     i = 0
     while i < len(argv):
@@ -332,7 +333,7 @@ def help_text(prog: str = "ma-launch") -> str:
         "MA_LAUNCH_DEVICE_ROOT (/dev) and MA_LAUNCH_CGROUP_ROOT (/sys/fs/cgroup) say where the accelerator",
         "device nodes and the memory cgroup are read.",
         "Exit status: the program's own; 2 usage, 65 bad data, 66 not found, 69 tool missing,",
-        "75 rank table timeout, 77 no permission, 78 bad configuration, 126 cannot execute,",
-        "127 command not found.",
+        "75 a deadline passed (rank table, activation), 77 no permission, 78 bad configuration,",
+        "126 cannot execute, 127 command not found.",
     ]
     return "\n".join(lines)

@@ -5,26 +5,24 @@ anything is planned or run, so a dry run fails with the same usage error (exit 2
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.core.request import Request
+from launcher.core.request import ACTIVATION_TIMEOUT, Request
 from launcher.errors import AccessError, NotFoundError, UsageError
-from launcher.modelarts.channels import channel_mode
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
+from launcher.modes import CHANNEL_MODES, INIT_MODES, LD_MODES, STOP_SIGNALS, parse_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Literal, Optional
+    from typing import Optional
 
     from launcher.cli.options import Parsed
+    from launcher.modes import InitMode
 
-    InitMode = Literal["auto", "always", "never"]
 
 #: Seconds between a stop signal and SIGKILL in supervise mode.
 DEFAULT_GRACE = 25.0
 #: Seconds to wait for the Ascend rank table.
 DEFAULT_RANK_TABLE_TIMEOUT = 600.0
-#: The signals a program can be asked to stop with (``--stop-signal``), the default first.
-STOP_SIGNALS = ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2")
 
 
 class RunOptions(Record):
@@ -52,11 +50,14 @@ def request(parsed: Parsed) -> Request:
         name=parsed.text("name"),
         prefix=parsed.text("prefix"),
         workdir=parsed.text("workdir"),
-        ld_mode=parsed.text("ld_library_path") or "auto",  # type: ignore[arg-type]
+        ld_mode=parse_mode(parsed.text("ld_library_path") or "auto", LD_MODES, "--ld-library-path"),
         conda_run=parsed.flag("conda_run"),
         line_buffered=parsed.flag("line_buffered"),
         strict_activation=parsed.flag("strict_activation"),
-        channel_args=channel_mode(parsed.text("channel_args") or "pass"),
+        activation_timeout=seconds(
+            parsed.text("activation_timeout"), "--activation-timeout", ACTIVATION_TIMEOUT
+        ),
+        channel_args=parse_mode(parsed.text("channel_args") or "pass", CHANNEL_MODES, "--channel-args"),
         channel_names=tuple(n.strip() for n in names.split(",") if n.strip()) if names else CHANNEL_NAMES,
         dist_env=not parsed.flag("no_dist_env"),
         master_port=port(parsed.text("master_port"), "--master-port", MASTER_PORT),
@@ -71,9 +72,9 @@ def run_options(parsed: Parsed) -> RunOptions:
     """``--init``, ``--grace``, ``--stop-signal`` and ``--summary``, checked. Under ``--init auto`` a summary
     file or a stop signal other than TERM needs the supervisor, so the program is supervised; ``--init
     never`` with either is a usage error (nothing would send the signal or write the file)."""
-    init = parsed.text("init") or "auto"
+    init = parse_mode(parsed.text("init") or "auto", INIT_MODES, "--init")
     grace = seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE)
-    stop_signal = "SIG" + (parsed.text("stop_signal") or STOP_SIGNALS[0])
+    stop_signal = "SIG" + parse_mode(parsed.text("stop_signal") or "TERM", STOP_SIGNALS, "--stop-signal")
     summary = _summary_path(parsed.text("summary") or None)  # empty (MA_LAUNCH_SUMMARY=): no summary
     needs = "--summary" if summary else ("--stop-signal" if stop_signal != "SIGTERM" else None)
     if needs and init == "never":
@@ -82,7 +83,7 @@ def run_options(parsed: Parsed) -> RunOptions:
         )
     if needs and init == "auto":
         init = "always"
-    return RunOptions(init, grace, stop_signal, summary)  # type: ignore[arg-type]
+    return RunOptions(init, grace, stop_signal, summary)
 
 
 def _summary_path(path: Optional[str]) -> Optional[str]:

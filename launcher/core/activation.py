@@ -1,8 +1,11 @@
 """Activating a conda env the way ``conda activate`` does, without running conda.
 
 Order, as in conda/activate.py: PATH and the ``CONDA_*`` variables; then ``etc/conda/env_vars.d/*.json``
-(sorted), then ``conda-meta/state`` ``env_vars`` (which win); then ``etc/conda/activate.d/*.sh`` sourced by
-bash in one process, whose effect is read back as the difference of ``env -0`` before and after each script.
+(sorted), then ``conda-meta/state`` ``env_vars`` (which win); then ``etc/conda/activate.d/*.sh``, sourced by
+one bash (:mod:`launcher.core.sourcing`).
+
+An env directory or file this user cannot read is an AccessError (77), as conda would fail to read it too;
+one that is malformed (not JSON, nested too deeply, a value no program can receive) is a DataError (65).
 """
 
 from __future__ import annotations
@@ -11,22 +14,16 @@ import os
 
 from launcher.core import paths
 from launcher.core.plan import Change
-from launcher.errors import ConfigError, DataError, UnavailableError
+from launcher.errors import AccessError, DataError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Callable
+    from collections.abc import Mapping
 
     from launcher.core.conda import Env
-
-    #: Sources activation scripts and returns what the driver wrote (see :mod:`launcher.run.activate`):
-    #: ``(scripts, environ, cwd) -> bytes``. The planner is given one; tests pass fakes.
-    ScriptRunner = Callable[[Sequence[str], Mapping[str, str], str], bytes]
+    from launcher.core.sourcing import Script
 
 UNSET = "***unset***"
-#: Variables a bash process changes by itself; never attributed to an activation script.
-_SHELL_NOISE = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})
 
 
 def conda_variables(env: Env, environ: Mapping[str, str]) -> list[Change]:
@@ -71,6 +68,8 @@ def _read_json_object(path: str, what: str) -> dict[str, object]:
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
+    except PermissionError as exc:
+        raise _unreadable(path, what) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}", hint=f"fix or remove the file ({what})") from exc
     except json.JSONDecodeError as exc:
@@ -78,9 +77,20 @@ def _read_json_object(path: str, what: str) -> dict[str, object]:
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
             hint=f"fix or remove the file ({what})",
         ) from exc
+    except RecursionError as exc:
+        raise DataError(
+            f"{path} is nested too deeply to be read", hint=f"fix or remove the file ({what})"
+        ) from exc
     if not isinstance(data, dict):
         raise DataError(f"{path} holds a JSON {type(data).__name__}, not an object", hint=f"fix {what}")
     return data
+
+
+def _unreadable(path: str, what: str) -> AccessError:
+    return AccessError(
+        f"{path} cannot be read by this user (uid {os.getuid()})",
+        hint=f"make it readable (chmod a+r; a+rx for a directory): it is {what}",
+    )
 
 
 def _vars_from(mapping: object, path: str, warnings: list[str]) -> list[Change]:
@@ -88,14 +98,32 @@ def _vars_from(mapping: object, path: str, warnings: list[str]) -> list[Change]:
         raise DataError(f"env_vars in {path} is not a JSON object", hint='write it as {"NAME": "value"}')
     changes = []
     for name, raw in mapping.items():
-        if not name or "=" in name or "\0" in name:
+        if not name or "=" in name or not _passable(name):
             raise DataError(f"{path} sets a variable with an impossible name {name!r}", hint="fix the name")
         if name == "PATH":
             warnings.append(f"{path} sets PATH; conda ignores that and so does ma-launch")
             continue
         value = raw if isinstance(raw, str) else _json_text(raw)
+        if not _passable(value):
+            raise DataError(
+                f"{path} sets {name} to a value no program can receive (a NUL character or a lone surrogate "
+                "such as \\ud800)",
+                hint=f"fix the value of {name}",
+            )
         changes.append(Change(name, None if value == UNSET else value, path, "declared"))
     return changes
+
+
+def _passable(text: str) -> bool:
+    """Whether ``text`` can be put in a program's environment: no NUL, and encodable as the bytes the
+    OS takes (lone surrogates but the ``\\udcXX`` escapes of raw bytes cannot)."""
+    if "\0" in text:
+        return False
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _json_text(raw: object) -> str:
@@ -107,100 +135,55 @@ def _json_text(raw: object) -> str:
 def declared_variables(env: Env) -> tuple[list[Change], list[str]]:
     """The env's declared variables, ``env_vars.d/*.json`` then ``conda-meta/state``; and warnings.
 
-    Raises DataError when one of the files is malformed.
+    Raises DataError when one of the files is malformed, AccessError when one cannot be read.
     """
     warnings: list[str] = []
     changes: list[Change] = []
     vars_dir = os.path.join(env.prefix, "etc", "conda", "env_vars.d")
-    try:
-        names = sorted(n for n in os.listdir(vars_dir) if n.endswith(".json"))
-    except OSError:
-        names = []
-    for name in names:
+    what = "an env_vars.d file"
+    names = _listdir(vars_dir, "the env's env_vars.d directory")
+    for name in sorted(n for n in names if n.endswith(".json")):
         path = os.path.join(vars_dir, name)
-        changes += _vars_from(_read_json_object(path, "an env_vars.d file"), path, warnings)
+        changes += _vars_from(_read_json_object(path, what), path, warnings)
     state = os.path.join(env.prefix, "conda-meta", "state")
-    if os.path.exists(state):
+    if _may_exist(state):
         data = _read_json_object(state, "conda-meta/state; `conda env config vars` writes it")
         changes += _vars_from(data.get("env_vars", {}), state, warnings)
     return changes, warnings
 
 
-def activation_scripts(env: Env) -> list[str]:
-    """The env's ``etc/conda/activate.d/*.sh`` scripts, sorted as conda sources them."""
-    scripts_dir = os.path.join(env.prefix, "etc", "conda", "activate.d")
+def _may_exist(path: str) -> bool:
+    """False only when ``path`` surely does not exist (``os.path.exists`` is also false for a file this
+    user cannot reach, which must be reported, not skipped)."""
     try:
-        names = sorted(n for n in os.listdir(scripts_dir) if n.endswith(".sh"))
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
     except OSError:
-        return []
-    return [os.path.join(scripts_dir, n) for n in names if os.path.isfile(os.path.join(scripts_dir, n))]
+        return True
+    return True
 
 
-def _parse_dumps(raw: bytes) -> list[tuple[str, dict[str, str]]]:
-    stages: list[tuple[str, dict[str, str]]] = []
-    tokens = raw.split(b"\0")
-    i = 0
-    while i < len(tokens) and tokens[i]:
-        marker = os.fsdecode(tokens[i])
-        i += 1
-        env: dict[str, str] = {}
-        while i < len(tokens) and tokens[i]:
-            name, sep, value = tokens[i].partition(b"=")
-            if sep:
-                env[os.fsdecode(name)] = os.fsdecode(value)
-            i += 1
-        i += 1  # the empty token that ends a dump
-        stages.append((marker, env))
-    return stages
-
-
-def script_changes(
-    scripts: Sequence[str],
-    environ: Mapping[str, str],
-    cwd: str,
-    *,
-    strict: bool,
-    runner: ScriptRunner,
-) -> tuple[list[Change], list[str]]:
-    """Source the activation scripts and return the variables they changed, each attributed to its
-    script, plus warnings. A failing script is a warning (ConfigError with ``strict``).
-    """
-    if not scripts:
-        return [], []
+def _listdir(path: str, what: str) -> list[str]:
+    """The names in ``path``; none when it does not exist (or is not a directory); AccessError when this
+    user cannot read it."""
     try:
-        raw = runner(scripts, environ, cwd)
-    except UnavailableError:
-        if strict:
-            raise
-        return [], ["activate.d scripts were not run: there is no bash (install bash)"]
-    stages = _parse_dumps(raw)
-    warnings: list[str] = []
-    changes: list[Change] = []
-    if not stages or stages[0][0] != "start":
-        problem = "the activation shell did not start"
-        if strict:
-            raise ConfigError(problem, hint="check that bash works in this image")
-        return [], [problem]
-    previous = stages[0][1]
-    for script, (marker, env) in zip(scripts, stages[1:]):
-        status = marker.partition(":")[2]
-        if status != "0":
-            problem = f"activation script {script} failed (status {status})"
-            if strict:
-                raise ConfigError(problem, hint="fix the script, or drop --strict-activation to go on")
-            warnings.append(problem + "; the launch goes on")
-        for name in sorted(set(previous) | set(env)):
-            if name in _SHELL_NOISE:
-                continue
-            if previous.get(name) != env.get(name):
-                changes.append(Change(name, env.get(name), script, "script"))
-        previous = env
-    if len(stages) - 1 < len(scripts):
-        stopped = scripts[len(stages) - 1]
-        problem = (
-            f"activation script {stopped} ended the shell (exit?); it and the scripts after it had no effect"
-        )
-        if strict:
-            raise ConfigError(problem, hint="a sourced script must not call exit")
-        warnings.append(problem)
-    return changes, warnings
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except PermissionError as exc:
+        raise _unreadable(path, what) from exc
+
+
+def activation_scripts(env: Env) -> list[Script]:
+    """The env's ``etc/conda/activate.d/*.sh`` scripts, sorted as conda sources them, each attributed to
+    its path."""
+    scripts_dir = os.path.join(env.prefix, "etc", "conda", "activate.d")
+    names = sorted(n for n in _listdir(scripts_dir, "the env's activate.d directory") if n.endswith(".sh"))
+    found = [os.path.join(scripts_dir, n) for n in names]
+    paths_ = [path for path in found if os.path.isfile(path)]
+    if not paths_:
+        return []
+    from launcher.core.sourcing import Script  # only when there is something to source
+
+    return [Script(path) for path in paths_]

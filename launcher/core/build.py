@@ -9,21 +9,23 @@ result and a normal run executes it, so the two cannot disagree.
 
 from __future__ import annotations
 
-from launcher.core import activation, command, libpath, programs, workdir
+import os
+
+from launcher.core import activation, command, libpath, paths, programs, workdir
 from launcher.core.checks import lint_step, preflight_step, restarts_step
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
-from launcher.core.request import LD_MODES
 from launcher.errors import UsageError
 from launcher.modelarts.platform import LOCAL
+from launcher.modes import LD_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Callable, Optional
 
-    from launcher.core.activation import ScriptRunner
     from launcher.core.request import Request
+    from launcher.core.sourcing import ScriptRunner
     from launcher.errors import LaunchError
     from launcher.ld.store import LdStore
     from launcher.modelarts.distributed import DistEnv
@@ -87,6 +89,9 @@ def check_request(request: Request) -> None:
         )
     if request.shell_line is not None and not request.shell_line.strip() and not request.command:
         raise UsageError("the -c command line is empty", hint="give -c 'cd code && bash run.sh'")
+    if request.shell_line is None and request.command and not request.command[0]:
+        what = "the training script" if request.torchrun else "the command"
+        raise UsageError(f"{what} is an empty word ('')", hint="check the quoting of the boot command")
     if request.ld_mode not in LD_MODES:
         raise UsageError(
             f"--ld-library-path {request.ld_mode!r} is not one of {', '.join(LD_MODES)}",
@@ -169,8 +174,16 @@ def activate_step(draft: Draft) -> None:
     if not scripts:
         return
     run_dir = draft.workdir if draft.workdir_ok else draft.cwd
-    changed, script_warnings = activation.script_changes(
-        scripts, draft.env.env, run_dir, strict=draft.request.strict_activation, runner=draft.runner
+    request = draft.request
+    from launcher.core import sourcing
+
+    changed, script_warnings = sourcing.script_changes(
+        scripts,
+        draft.env.env,
+        run_dir,
+        strict=request.strict_activation,
+        timeout=request.activation_timeout,
+        runner=draft.runner,
     )
     draft.warnings += script_warnings
     draft.env.extend(changed)
@@ -185,9 +198,10 @@ def channel_variables_step(draft: Draft) -> None:
 
 
 def distributed_step(draft: Draft) -> None:
-    """Derive the distributed variables (unless --no-dist-env; --torchrun needs the values anyway)."""
+    """Derive the distributed variables on ModelArts (unless --no-dist-env; --torchrun needs the values
+    anyway, on a single node off ModelArts too)."""
     request = draft.request
-    if not request.dist_env and not request.torchrun:
+    if not request.torchrun and not (request.dist_env and draft.platform.on_modelarts):
         return
     from launcher.modelarts.distributed import dist_env
 
@@ -209,17 +223,27 @@ def distributed_step(draft: Draft) -> None:
 
 
 def output_step(draft: Draft) -> None:
-    """Unbuffered Python output, UTF-8 under a C locale, and ``PWD``."""
-    if not draft.base.get("PYTHONUNBUFFERED"):  # Python ignores an empty value
+    """Unbuffered Python output and UTF-8 under a C locale, unless the user or the env decided these
+    variables; and ``PWD``."""
+    env = draft.env.env
+    if not env.get("PYTHONUNBUFFERED") and not _env_decided(draft, "PYTHONUNBUFFERED"):
+        # An inherited empty value means "not set" to Python: it is replaced.
         draft.env.set(
             "PYTHONUNBUFFERED", "1", "unbuffered output, so log lines reach the job log at once", "python"
         )
-    if "PYTHONIOENCODING" not in draft.base and _is_c_locale(draft.base):
+    if "PYTHONIOENCODING" not in env and not _env_decided(draft, "PYTHONIOENCODING") and _is_c_locale(env):
         draft.env.set("PYTHONIOENCODING", "utf-8", "the locale is C/POSIX or unset", "python")
     draft.env.set("PWD", draft.workdir, "working directory", "workdir")
 
 
+def _env_decided(draft: Draft, name: str) -> bool:
+    """Whether the env's own files or scripts set or unset ``name`` (their choice wins over ours)."""
+    return any(c.name == name and c.kind in ("declared", "script") for c in draft.env.changes)
+
+
 def _is_c_locale(environ: Mapping[str, str]) -> bool:
+    """Whether the program's locale is C/POSIX: the first of LC_ALL, LC_CTYPE, LANG that is set decides;
+    none set is C."""
     for name in ("LC_ALL", "LC_CTYPE", "LANG"):
         value = environ.get(name)
         if value:
@@ -244,13 +268,28 @@ def compose_step(draft: Draft) -> None:
         draft.decisions.append("composed conda run --no-capture-output, so output is not held back")
 
 
+def path_step(draft: Draft) -> None:
+    """No empty entries in PATH: one means the working directory, where the real run never looks for a
+    program, but every later lookup would (the supervisor's exec, ``stdbuf``, the line's ``env``)."""
+    value = draft.env.env.get("PATH")
+    if value is None:
+        return
+    clean = os.pathsep.join(paths.split_path(value))
+    if clean != value:
+        why = "empty entries removed (an empty entry means the working directory)"
+        draft.env.set("PATH", clean, why, "path")
+
+
 def program_step(draft: Draft) -> None:
-    """The file argv[0] resolves to on the new PATH (a problem when there is none), and whether it runs
-    Python."""
-    draft.program, problem = command.resolve_program(draft.argv[0], draft.env.env.get("PATH"), draft.workdir)
+    """The file argv[0] resolves to on the new PATH, checked the way exec will check it (a problem when
+    it cannot run; a file exec cannot run at all is refused), and whether it runs Python."""
+    name = draft.argv[0]
+    draft.program, problem = command.resolve_program(name, draft.env.env.get("PATH"), draft.workdir)
+    if draft.program is not None:
+        problem = command.exec_problem(draft.program, name, draft.workdir)
     if problem is not None:
         draft.problems.append(problem)
-    draft.is_python = programs.runs_python(draft.program, draft.argv[0])
+    draft.is_python = programs.runs_python(draft.program, name)
 
 
 def libpath_step(draft: Draft) -> None:
@@ -285,6 +324,14 @@ def line_buffer_step(draft: Draft) -> None:
     draft.decisions.append("--line-buffered: the program runs under stdbuf -oL -eL")
 
 
+def limits_step(draft: Draft) -> None:
+    """A variable or argument longer than exec can pass is a problem (the real run would fail with
+    E2BIG)."""
+    problem = command.too_long_for_exec(draft.argv, draft.env.env)
+    if problem is not None:
+        draft.problems.append(problem)
+
+
 #: The planning steps, in order.
 STEPS: tuple[Callable[[Draft], None], ...] = (
     detect_platform_step,
@@ -296,10 +343,12 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
     channel_variables_step,
     distributed_step,
     output_step,
+    path_step,
     compose_step,
     program_step,
     libpath_step,
     line_buffer_step,
+    limits_step,
     lint_step,
     preflight_step,
 )
@@ -315,12 +364,15 @@ def build_plan(
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
-    ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_scripts_in_bash` in a
+    ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_bash_program` in a
     real launch); ``ld_store`` keeps the LD analysis between launches (the user's cache in a real launch,
     :func:`launcher.run.ldstore.user_store`; none by default, so nothing is written).
 
-    Raises LaunchError for what leaves nothing to show (an unknown env, bad options); failures of the
-    command itself, of the working directory and strict lint are recorded in ``problems`` instead.
+    Raises LaunchError for what leaves nothing to show (an unknown env, bad options, a malformed env
+    file, an activation script past its deadline) and for what the ``--dry-run`` line would run although
+    the real run cannot (a file with no ``#!`` line); failures of the command itself, of the working
+    directory and strict lint, which the line meets in the same way, are recorded in ``problems``
+    instead.
     """
     from launcher.ld.store import NullStore
 

@@ -8,10 +8,12 @@ system.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from launcher.core import paths
-from launcher.errors import CommandNotExecutable, CommandNotFound, UnavailableError, UsageError
+from launcher.errors import CommandNotExecutable, CommandNotFound, UnavailableError, UsageError, exec_error
+from launcher.ld.shebang import read_shebang
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,8 +45,13 @@ def resolve_program(
     name: str, path_value: Optional[str], cwd: str
 ) -> tuple[Optional[str], Optional[LaunchError]]:
     """Find ``name`` as ``execvpe`` will: directly when it has a ``/``, else on ``path_value`` (empty
-    entries skipped). Returns the path, or the error the exec would end with (127 not found, 126 not
-    executable)."""
+    entries skipped; when PATH is unset, the C library's default). Returns the path, or the error the exec
+    would end with (127 not found, 126 not executable).
+
+    The real run and the ``--dry-run`` line exec the file found here (:attr:`LaunchPlan.exec_path`), so no
+    later PATH search can pick another one."""
+    if path_value is None:
+        path_value = paths.DEFAULT_PATH
     if "/" in name:
         path = os.path.join(cwd, name)
         if not os.path.exists(path):
@@ -65,6 +72,78 @@ def resolve_program(
     return None, CommandNotFound(
         f"{name}: command not found on PATH", hint="check the spelling, or choose the env that provides it"
     )
+
+
+def exec_problem(path: str, name: str, cwd: str) -> Optional[LaunchError]:
+    """What exec will say about the file ``path`` (``name`` on the command line): ``None`` when it runs
+    (an ELF object, or a ``#!`` script whose interpreter runs), else the error the real run ends with:
+    127 when the ``#!`` interpreter does not exist, 126 when it cannot be executed.
+
+    Raises CommandNotExecutable (126) for a file the kernel cannot run at all (no ``#!`` line, not ELF):
+    the real run fails with ENOEXEC, but ``env`` in the ``--dry-run`` line (and ``sh``) would run it with
+    ``/bin/sh``, so both refuse it here and no line is printed.
+    """
+    for _depth in range(4):  # the kernel follows at most a few #! interpreters in a row
+        words = read_shebang(path)
+        if words is None:
+            if _is_elf(path) or _binfmt_handlers():
+                return None
+            raise exec_error(name, errno.ENOEXEC)
+        interpreter = os.path.join(cwd, words[0])
+        if not os.path.exists(interpreter):
+            return CommandNotFound(
+                f"{name}: its #! interpreter {words[0]} does not exist",
+                hint=f"fix the #! line of {path}, or install {words[0]}",
+            )
+        if not paths.is_executable_file(interpreter):
+            return CommandNotExecutable(
+                f"{name}: its #! interpreter {words[0]} cannot be executed",
+                hint=f"fix the #! line of {path}, or chmod +x {words[0]}",
+            )
+        path = interpreter
+    return None
+
+
+def too_long_for_exec(argv: Sequence[str], environ: Mapping[str, str]) -> Optional[LaunchError]:
+    """The error exec ends with (E2BIG, 126) when one argument or ``NAME=VALUE`` string is longer than
+    Linux passes to a program (32 pages, MAX_ARG_STRLEN; 128 KiB with 4 KiB pages), else ``None``."""
+    limit = 32 * os.sysconf("SC_PAGESIZE")
+    for name, value in environ.items():
+        if 4 * (len(name) + len(value) + 2) <= limit:  # a character is at most 4 bytes
+            continue
+        size = len(os.fsencode(name)) + len(os.fsencode(value)) + 1  # NAME=VALUE
+        if size + 1 > limit:  # and its NUL
+            return CommandNotExecutable(
+                f"{name}=… is {size} bytes long; Linux passes at most {limit - 1} bytes per variable to a "
+                "program (E2BIG)",
+                hint=f"keep large data in a file and put its path in {name}",
+            )
+    for word in argv:
+        if 4 * (len(word) + 1) > limit and len(os.fsencode(word)) + 1 > limit:
+            return CommandNotExecutable(
+                f"an argument is {len(os.fsencode(word))} bytes long; Linux passes at most {limit - 1} bytes "
+                "per argument to a program (E2BIG)",
+                hint="pass large data in a file",
+            )
+    return None
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _binfmt_handlers() -> bool:
+    """Whether the kernel has extra executable formats registered (binfmt_misc: Java, Wine, QEMU), in
+    which case a file that is neither ELF nor ``#!`` may still run, and is not refused."""
+    try:
+        names = os.listdir("/proc/sys/fs/binfmt_misc")
+    except OSError:
+        return False
+    return any(n not in ("register", "status") for n in names)
 
 
 def _relative_hint(name: str) -> str:

@@ -107,9 +107,10 @@ def anaconda_dir(environ: Mapping[str, str], host: HostPath = _same) -> tuple[Op
         return None, None
     if not os.path.isabs(value):
         return None, f"ANACONDA_DIR={value!r} is not an absolute path"
-    if not os.path.exists(host(value)):
+    path = host(os.path.normpath(value))  # "/file/" would not exist, where "/file" is not a directory
+    if not os.path.exists(path):
         return None, f"ANACONDA_DIR={value} does not exist"
-    if not os.path.isdir(host(value)):
+    if not os.path.isdir(path):
         return None, f"ANACONDA_DIR={value} is not a directory"
     if not is_root(value, host):
         return (

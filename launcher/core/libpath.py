@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Optional
 
-    from launcher.core.plan import EnvBuilder, LdMode
+    from launcher.core.plan import EnvBuilder
     from launcher.ld.store import LdStore
+    from launcher.modes import LdMode
 
 ORIGINAL = "MA_LAUNCH_ORIG_LD_LIBRARY_PATH"
 

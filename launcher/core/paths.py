@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 #: Where bash lives when PATH does not say (slim images and an emptied PATH).
 BASH_LOCATIONS = ("/bin/bash", "/usr/bin/bash")
+#: What exec searches when PATH is unset (Python's ``os.execvpe`` and the C library's ``execvp`` agree).
+DEFAULT_PATH = os.defpath
 
 
 def split_path(value: Optional[str]) -> list[str]:

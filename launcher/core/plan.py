@@ -6,6 +6,7 @@ baked; nothing in it is changed afterwards (``with_changes`` makes a new plan).
 from __future__ import annotations
 
 from launcher.core.record import Record
+from launcher.errors import one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,15 +17,24 @@ if TYPE_CHECKING:
     from launcher.errors import LaunchError
     from launcher.modelarts.distributed import DistEnv
     from launcher.modelarts.platform import Platform
+    from launcher.modes import LdMode
 
     #: What kind of rule made a change: conda's own variables, the env's declared variables
     #: (env_vars.d, conda-meta/state), a sourced script, the platform's channel arguments, the
-    #: distributed-training variables, Python's output settings, the working directory, LD_LIBRARY_PATH,
-    #: the Ascend rank table.
+    #: distributed-training variables, Python's output settings, the working directory, PATH without
+    #: empty entries, LD_LIBRARY_PATH, the Ascend rank table.
     ChangeKind = Literal[
-        "activation", "declared", "script", "channel", "distributed", "python", "workdir", "ld", "rank-table"
+        "activation",
+        "declared",
+        "script",
+        "channel",
+        "distributed",
+        "python",
+        "workdir",
+        "path",
+        "ld",
+        "rank-table",
     ]
-    LdMode = Literal["auto", "prefix", "off"]
 
 
 class Change(Record):
@@ -89,8 +99,9 @@ class LaunchPlan(Record):
     """A launch, fully decided: run ``argv`` in ``workdir`` with ``environ``.
 
     ``base`` is the environment the launcher started with; ``changes`` lists every variable change in the
-    order it was made. ``problems`` are failures the real run would hit (the first one decides the exit
-    status), kept so that ``--dry-run`` can still show everything else.
+    order it was made; ``decisions`` and ``warnings`` are one line each (line breaks in them are escaped).
+    ``problems`` are failures the real run would hit (the first one decides the exit status), kept so that
+    ``--dry-run`` can still show everything else.
     """
 
     __slots__ = (
@@ -139,8 +150,8 @@ class LaunchPlan(Record):
         self.ld = ld
         self.platform = platform
         self.dist = dist
-        self.decisions = decisions
-        self.warnings = warnings
+        self.decisions = tuple(one_line(text) for text in decisions)
+        self.warnings = tuple(one_line(text) for text in warnings)
         self.problems = problems
 
     def with_changes(self, changes: Sequence[Change], decision: str) -> LaunchPlan:
@@ -185,6 +196,14 @@ class LaunchPlan(Record):
             if change.name == name:
                 return change.source
         return "inherited"
+
+    @property
+    def exec_path(self) -> str:
+        """The file the exec runs: argv[0] itself when it names a file (it holds a ``/``; the exec runs in
+        ``workdir``), else the program found on PATH. The real run and the ``--dry-run`` line both exec
+        it, keeping argv[0] as given where they can, so no second PATH search may find another file."""
+        first = self.argv[0]
+        return first if "/" in first or self.program is None else self.program
 
     @property
     def exit_code(self) -> int:

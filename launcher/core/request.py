@@ -13,17 +13,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
 
-    from launcher.core.plan import LdMode
-    from launcher.modelarts.channels import ChannelMode
+    from launcher.modes import ChannelMode, LdMode
 
-LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
+
+#: Seconds the activation scripts may take together by default. They set variables and take
+#: milliseconds (conda's own, CANN's set_env.sh, Intel's setvars.sh: well under 5 s); a minute is far
+#: above that, yet a hung boot (a script waiting for a prompt, a lock or the network) fails within a
+#: minute with the script's name instead of holding a paid job for hours.
+ACTIVATION_TIMEOUT = 60.0
 
 
 class Request(Record):
     """The launch request: the command (argv words, or a ``-c`` shell line with appended words), how to
-    choose the env, the working directory, and the mode of every planning step."""
+    choose the env, the working directory, and the mode of every planning step. ``activation_timeout``
+    is the seconds the activation scripts may take together (0: no limit)."""
 
     __slots__ = (
+        "activation_timeout",
         "channel_args",
         "channel_names",
         "command",
@@ -55,6 +61,7 @@ class Request(Record):
         conda_run: bool = False,
         line_buffered: bool = False,
         strict_activation: bool = False,
+        activation_timeout: float = ACTIVATION_TIMEOUT,
         channel_args: ChannelMode = "pass",
         channel_names: tuple[str, ...] = CHANNEL_NAMES,
         dist_env: bool = True,
@@ -73,6 +80,7 @@ class Request(Record):
         self.conda_run = conda_run
         self.line_buffered = line_buffered
         self.strict_activation = strict_activation
+        self.activation_timeout = activation_timeout
         self.channel_args: ChannelMode = channel_args
         self.channel_names = channel_names
         self.dist_env = dist_env

@@ -21,17 +21,16 @@ hold only ASCII letters, digits, ``_``, ``.`` and ``-``. Pure.
 from __future__ import annotations
 
 from launcher.core.record import Record
-from launcher.errors import UsageError
 from launcher.modelarts.facts import CHANNEL_NAMES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from typing import Literal, Optional
+    from typing import Optional
 
-    ChannelMode = Literal["pass", "env", "drop"]
+    from launcher.modes import ChannelMode
 
-MODES: tuple[ChannelMode, ...] = ("pass", "env", "drop")
+
 NAME_KEYS = ("name", "input_name", "output_name")
 CHANNEL_SOURCES = ("MA_INPUTS", "MA_OUTPUTS")
 
@@ -56,14 +55,6 @@ class ChannelSplit(Record):
         self.removed = removed if removed is not None else []
         self.names = names
         self.names_from = names_from
-
-
-def channel_mode(text: str) -> ChannelMode:
-    """The mode named ``text``; :class:`UsageError` for any other word."""
-    for mode in MODES:
-        if text == mode:
-            return mode
-    raise UsageError(f"unknown channel mode {text!r}", hint="use --channel-args pass, env or drop")
 
 
 def _is_name(text: str) -> bool:
@@ -165,7 +156,7 @@ def split_channel_args(
     mode: ChannelMode = "pass",
     names: Sequence[str] = CHANNEL_NAMES,
 ) -> ChannelSplit:
-    """Apply ``mode`` (``pass``, ``env`` or ``drop``; see :func:`channel_mode`) to the trailing channel
+    """Apply ``mode`` (``pass``, ``env`` or ``drop``) to the trailing channel
     arguments of ``argv``.
 
     With ``env``, a channel given twice keeps its last value.

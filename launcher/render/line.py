@@ -37,17 +37,26 @@ def dry_run_line(
 
     ``argv`` replaces the plan's (``bake`` adds ``"$@"`` handling); ``restate_unexportable=False`` leaves
     out the inherited variables no shell can export, which only make sense on the machine that made them.
+    The program is named by the file the plan resolved (:attr:`LaunchPlan.exec_path`): ``env`` then does
+    no PATH search of its own, which could find another file (through an empty entry, or past a script
+    whose interpreter is missing).
     """
     assign: list[Assignment] = []
     for name, value in plan.net_set():
         prepend = _prepended(plan, name, value) if dialect.posix_expansion else ()
         assign.append(Assignment(name, value, prepend, _copied(plan, name, value)))
     changed = {name for name, _ in plan.net_set()}
-    # Names no shell can export are dropped by some shells (dash) on the way to the program: restate them.
+    # Names no shell can export are dropped by some shells (dash) on the way to the program, and some
+    # shells keep names for themselves (fish: status, argv): restate them.
     for name, value in plan.environ.items():
-        if restate_unexportable and name not in changed and not is_shell_name(name):
+        if name in changed or not name:
+            continue
+        if (restate_unexportable and not is_shell_name(name)) or name in dialect.reserved:
             assign.append(Assignment(name, value))
-    return render_line(dialect, plan.workdir, plan.net_unset(), assign, plan.argv if argv is None else argv)
+    words = list(plan.argv if argv is None else argv)
+    if words[0] == plan.argv[0]:
+        words[0] = plan.exec_path
+    return render_line(dialect, plan.workdir, plan.net_unset(), assign, words)
 
 
 def _copied(plan: LaunchPlan, name: str, value: str) -> Optional[str]:

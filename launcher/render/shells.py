@@ -1,10 +1,11 @@
 """Shell dialects for ``--dry-run``: how each shell quotes a word and spells the one-line boot command.
 
-The line always has the same shape, ``cd DIR && exec env [-u NAME]... [NAME=VALUE]... [--] ARGV...``:
+The line always has the same shape, ``cd DIR && exec env [-u NAME]... [--] [NAME=VALUE]... PROGRAM ARGS...``:
 ``env`` sets and unsets variables whatever their names (``BATCH_job.0_HOSTS`` cannot be exported by any
-shell, and dash drops it from the environment it passes on), and looks the program up on the new PATH,
-exactly as the real run's ``execvpe`` does. Only the quoting differs between shells, so each dialect is a
-``quote`` function; everything else is shared.
+shell, and dash drops it from the environment it passes on), then execs the program the planner resolved
+(by its path, as the real run does). Only the quoting, and the inherited variables a shell keeps for
+itself, differ between shells, so each dialect is a ``quote`` function and a set of names; everything else
+is shared.
 
 Values may hold any byte but NUL (non-UTF-8 bytes arrive as surrogate escapes and are written back as the
 original bytes).
@@ -12,9 +13,12 @@ original bytes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Callable, Optional
+from launcher.core.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Callable, Optional
 
 _POSIX_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
 
@@ -69,19 +73,59 @@ def quote_csh(word: str) -> str:
     return "".join(out) or "''"
 
 
-@dataclass(frozen=True)
-class Dialect:
-    """How one family of shells spells the boot line."""
+class Dialect(Record):
+    """How one family of shells spells the boot line: its name, how it quotes a word, whether
+    ``${VAR:+:$VAR}`` works (so a prepended PATH can refer to the value at run time), and the inherited
+    variables it does not pass on to a program as they are (it keeps the names for itself, or sets them at
+    start-up), which the line restates."""
 
-    name: str
-    quote: Callable[[str], str]
-    #: ``True`` when ``${VAR:+:$VAR}`` works, so a prepended PATH can refer to the value at run time.
-    posix_expansion: bool
+    __slots__ = ("name", "posix_expansion", "quote", "reserved")
+
+    def __init__(
+        self,
+        name: str,
+        quote: Callable[[str], str],
+        *,
+        posix_expansion: bool,
+        reserved: frozenset[str] = frozenset(),
+    ) -> None:
+        self.name = name
+        self.quote = quote
+        self.posix_expansion = posix_expansion
+        self.reserved = reserved
 
 
 POSIX = Dialect("posix", quote_posix, posix_expansion=True)
-FISH = Dialect("fish", quote_fish, posix_expansion=False)
-CSH = Dialect("csh", quote_csh, posix_expansion=False)
+#: fish drops its read-only and special variables from what it inherits (``argv`` and ``IFS`` it empties);
+#: measured with fish 3.6 (tests/system/test_dryrun_shells.py checks each).
+FISH = Dialect(
+    "fish",
+    quote_fish,
+    posix_expansion=False,
+    reserved=frozenset(
+        {
+            "argv",
+            "status",
+            "pipestatus",
+            "status_generation",
+            "history",
+            "hostname",
+            "version",
+            "FISH_VERSION",
+            "fish_pid",
+            "fish_kill_signal",
+            "fish_killring",
+            "fish_user_paths",
+            "umask",
+            "CMD_DURATION",
+            "IFS",
+        }
+    ),
+)
+#: tcsh sets these at start-up over inherited values.
+CSH = Dialect(
+    "csh", quote_csh, posix_expansion=False, reserved=frozenset({"HOST", "HOSTTYPE", "MACHTYPE", "VENDOR"})
+)
 
 _ALIASES = {
     "sh": POSIX,
@@ -109,16 +153,20 @@ def dialect_for(name: str) -> Optional[Dialect]:
     return _ALIASES.get(base)
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(Record):
     """One ``NAME=VALUE`` for the line; ``prepend`` marks a list variable whose new entries go in front of
     the value the shell holds at run time, and ``copy_of`` a variable that copies another's value at run
     time (each only rendered that way where the shell can say it exactly)."""
 
-    name: str
-    value: str
-    prepend: tuple[str, ...] = ()
-    copy_of: Optional[str] = None
+    __slots__ = ("copy_of", "name", "prepend", "value")
+
+    def __init__(
+        self, name: str, value: str, prepend: tuple[str, ...] = (), copy_of: Optional[str] = None
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.prepend = prepend
+        self.copy_of = copy_of
 
 
 def render_line(
@@ -128,18 +176,21 @@ def render_line(
     assign: Sequence[Assignment],
     argv: Sequence[str],
 ) -> str:
-    """The one-line boot command that changes directory, sets the environment and execs ``argv``."""
+    """The one-line boot command that changes directory, sets the environment and execs ``argv``.
+
+    ``env`` would take a word starting with ``-`` for one of its options: ``--`` then ends them, before
+    the assignments (an inherited ``-x=1``) and the program."""
     q = dialect.quote
     words = ["exec", "env"]
     for name in unset:
         words += ["-u", q(name)]
+    if argv[0].startswith("-") or any(item.name.startswith("-") for item in assign):
+        words.append("--")
     for item in assign:
         words.append(_assignment(dialect, item))
     if "=" in argv[0]:
         # env would take the program for an assignment; let sh exec it instead.
         words += ["sh", "-c", q('exec "$0" "$@"')]
-    elif argv[0].startswith("-"):
-        words.append("--")
     words += [q(a) for a in argv]
     return f"cd {q(workdir)} && " + " ".join(words)
 

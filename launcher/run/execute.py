@@ -6,19 +6,23 @@ file descriptors 0, 1 and 2 pass to the program untouched.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 
 from launcher.errors import exec_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Iterable
     from typing import NoReturn, Optional
 
     from launcher.core.plan import LaunchPlan
+    from launcher.modes import InitMode
+else:
+    # The C module under ``signal``, with the same functions: ``signal`` itself imports ``enum`` (several
+    # milliseconds, more than the rest of a launch's own work), and ``_signal`` is loaded at start-up.
+    import _signal
 
 
 def prepare_process(blocked: Iterable[int] = ()) -> None:
@@ -29,23 +33,26 @@ def prepare_process(blocked: Iterable[int] = ()) -> None:
     ``blocked`` (empty for the program; the stop signals for the supervisor).
     """
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        try:  # noqa: SIM105 - contextlib is not imported on the exec path
             stream.flush()
+        except (OSError, ValueError):
+            pass
     for name in ("SIGPIPE", "SIGXFSZ"):
-        sig = getattr(signal, name, None)
+        sig = getattr(_signal, name, None)
         if sig is not None:
-            signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, list(blocked))
+            _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, list(blocked))
 
 
 def exec_plan(plan: LaunchPlan) -> NoReturn:
-    """Run the plan by replacing this process; raises LaunchError when that cannot happen."""
+    """Run the plan by replacing this process with the file the planner resolved (``plan.exec_path``;
+    argv[0] as given, no PATH search of our own); raises LaunchError when that cannot happen."""
     if plan.problems:
         raise plan.problems[0]
     os.chdir(plan.workdir)
     prepare_process()
     try:
-        os.execvpe(plan.argv[0], list(plan.argv), dict(plan.environ))
+        os.execve(plan.exec_path, list(plan.argv), dict(plan.environ))
     except OSError as exc:
         raise exec_error(plan.argv[0], exc.errno or 0, exc.strerror or "") from exc
 
@@ -60,7 +67,7 @@ _SUPERVISOR_BOOT = (
 def run_plan(
     plan: LaunchPlan,
     *,
-    init: str,
+    init: InitMode,
     grace: float,
     quiet: bool,
     stop_signal: str = "SIGTERM",
@@ -77,13 +84,14 @@ def run_plan(
     (:mod:`launcher.run.handoff`), and a stop requested while planning as a pending signal
     (:mod:`launcher.run.stops`).
     """
-    from launcher.run import stops, supervise
     from launcher.run.pid1 import should_supervise
 
     if not should_supervise(init):
         exec_plan(plan)
     if plan.problems:
         raise plan.problems[0]
+    from launcher.run import stops, supervise
+
     os.chdir(plan.workdir)
     blocked = stops.hand_over()
     options = ["--grace", repr(grace), *(["--quiet"] if quiet else [])]
@@ -97,7 +105,7 @@ def run_plan(
         plan.environ,
         grace=grace,
         quiet=quiet,
-        stop_signal=signal.Signals[stop_signal],
+        stop_signal=getattr(_signal, stop_signal),
         summary=summary,
     )
 
@@ -117,10 +125,11 @@ def _exec_supervisor(plan: LaunchPlan, options: list[str], *, blocked: Iterable[
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(launcher.__file__)))
     args = [*options, "--environment-fd", str(fd), "--"]
     prepare_process(blocked)
-    with contextlib.suppress(OSError):  # no exec possible: supervise from here instead
+    try:
         os.execve(
             sys.executable,
             [sys.executable, "-I", "-S", "-c", _SUPERVISOR_BOOT, package_parent, *args, *plan.argv],
             dict(os.environ),
         )
-    os.close(fd)
+    except OSError:  # no exec possible: supervise from here instead
+        os.close(fd)

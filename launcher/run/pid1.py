@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import os
 
-from launcher.errors import UsageError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from launcher.modes import InitMode
 
-MODES = ("auto", "always", "never")
 
-
-def should_supervise(mode: str) -> bool:
+def should_supervise(mode: InitMode) -> bool:
     """Whether to run the program under the supervisor: ``auto`` means "when this process is PID 1"."""
-    if mode == "auto":
-        return os.getpid() == 1
-    if mode == "always":
-        return True
-    if mode == "never":
-        return False
-    raise UsageError(f"unknown supervise mode {mode!r}", hint="use one of: " + ", ".join(MODES))
+    return mode == "always" or (mode == "auto" and os.getpid() == 1)
 
 
 def pid1_warnings(mode: str) -> list[str]:

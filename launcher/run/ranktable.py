@@ -21,22 +21,13 @@ from launcher.run.files import write_atomic
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Literal, Optional
+    from typing import Optional
 
     from launcher.modelarts.ranktable import JSONObject, RankTable
+    from launcher.modes import RankTableMode
 
-    RankTableMode = Literal["auto", "off"]
 
-MODES: tuple[RankTableMode, ...] = ("auto", "off")
 PROGRESS_EVERY = 5.0
-
-
-def rank_table_mode(text: str) -> RankTableMode:
-    """The mode named ``text`` (``--rank-table``); :class:`UsageError` for any other word."""
-    for mode in MODES:
-        if text == mode:
-            return mode
-    raise UsageError(f"unknown rank table mode {text!r}", hint="use --rank-table auto or --rank-table off")
 
 
 def _read(path: str) -> tuple[Optional[JSONObject], str]:

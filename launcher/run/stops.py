@@ -10,17 +10,15 @@ Before exec'ing into the supervisor, :func:`hand_over` blocks the stop signals a
 pending again: pending signals and the mask survive execve, and the supervisor acts on it before it starts
 anything (see :mod:`launcher.run.supervise`).
 
-A signal the launcher's parent set to "ignored" (``nohup``) stays ignored.
+A signal the launcher's parent set to "ignored" (``nohup``) stays ignored. ``signal`` (which imports
+``enum``) and the supervisor are imported only by the functions that act on signals: the rank-table wait
+of a launch that execs needs neither.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import time
-
-from launcher.run.pid1 import should_supervise
-from launcher.run.supervise import STOPPING
 
 _requested: list[int] = []
 
@@ -33,11 +31,13 @@ class StopRequested(BaseException):
         self.signal = sig
 
 
-def hold(init: str) -> None:
-    """When ``init`` means the launch will be supervised, record stop signals from now on instead of dying
-    of them or, as PID 1, losing them."""
-    if not should_supervise(init):
-        return
+def hold() -> None:
+    """For a launch that will be supervised: record stop signals from now on instead of dying of them or,
+    as PID 1, losing them."""
+    import signal
+
+    from launcher.run.supervise import STOPPING
+
     for sig in STOPPING:
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, _record)
@@ -64,6 +64,10 @@ def wait(seconds: float) -> None:
 def hand_over() -> frozenset[int]:
     """Block the stop signals and make a recorded stop pending again, for the supervisor to find after the
     exec; the signals to keep blocked across it."""
+    import signal
+
+    from launcher.run.supervise import STOPPING
+
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)  # runs the handler for one that just arrived
     if _requested:
         os.kill(os.getpid(), _requested[0])

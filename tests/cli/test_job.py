@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, write_exe
-from launchkit import REPO, torch_path
+from launchkit import REPO, free_port, torch_path
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 HOSTS = (
@@ -170,7 +170,16 @@ def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
     env = job_env(tmp_path, MA_NUM_GPUS="2")
     env["PYTHONPATH"] += os.pathsep + torch_dir
     result = run(
-        tmp_path, "-q", "-p", str(env_dir), "--master-port", "29631", "--torchrun", "train.py", "--x", env=env
+        tmp_path,
+        "-q",
+        "-p",
+        str(env_dir),
+        "--master-port",
+        str(free_port()),
+        "--torchrun",
+        "train.py",
+        "--x",
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     lines = sorted(line for line in result.stdout.splitlines() if line.startswith("rank"))

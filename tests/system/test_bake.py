@@ -17,7 +17,7 @@ from launchkit import REPO
 from launcher.core.build import build_plan
 from launcher.core.request import Request
 from launcher.render.bake import bake_script, comment
-from launcher.run.activate import run_scripts_in_bash
+from launcher.run.activate import run_bash_program
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 APPENDED = ["--data_url=/home/ma-user/modelarts/inputs/data_url_0/", "--train_url", "/out dir/", "it's"]
@@ -228,7 +228,7 @@ def _bake_and_run(
     bin_dir = tmp_path / "bin"
     _recorder(bin_dir)
     base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"}
-    plan = build_plan(request, base, str(tmp_path), script_runner=run_scripts_in_bash)
+    plan = build_plan(request, base, str(tmp_path), script_runner=run_bash_program)
     text = bake_script(plan, version="0.test", command_line=command_line)
     script = tmp_path / "boot.sh"
     script.write_bytes(os.fsencode(text))
@@ -295,7 +295,7 @@ def test_an_env_path_with_a_line_break_stays_a_comment(tmp_path: Path, shell: st
     _recorder(env_dir / "bin")
     request = Request(command=("rec", "ok"), prefix=str(env_dir), workdir=str(tmp_path), ld_mode="off")
     base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    plan = build_plan(request, base, str(tmp_path), script_runner=run_scripts_in_bash)
+    plan = build_plan(request, base, str(tmp_path), script_runner=run_bash_program)
     text = bake_script(plan, version="0.test", command_line=["bake", "-p", str(env_dir), "--", "rec", "ok"])
     _assert_only_comments_before_the_command(text)
     script = tmp_path / "boot.sh"

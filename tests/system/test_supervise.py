@@ -39,6 +39,7 @@ from supervisekit import (  # the PID-namespace and process-table helpers
 )
 
 from launcher.errors import UsageError
+from launcher.modes import INIT_MODES, parse_mode
 from launcher.run import outcome, pid1, proctree
 
 # -- API --------------------------------------------------------------------------------------------------
@@ -48,8 +49,8 @@ def test_should_supervise_modes() -> None:
     assert pid1.should_supervise("always") is True
     assert pid1.should_supervise("never") is False
     assert pid1.should_supervise("auto") is (os.getpid() == 1)
-    with pytest.raises(UsageError):
-        pid1.should_supervise("sometimes")
+    with pytest.raises(UsageError, match="--init 'sometimes' is not one of auto, always, never"):
+        parse_mode("sometimes", INIT_MODES, "--init")
 
 
 def test_no_warnings_for_an_ordinary_process() -> None:

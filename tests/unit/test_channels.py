@@ -13,16 +13,16 @@ from hypothesis import strategies as st
 from launcher.errors import UsageError
 from launcher.modelarts.channels import (
     ChannelSplit,
-    channel_mode,
     channel_names,
     env_name,
     parse_channel_list,
     split_channel_args,
     trailing_start,
 )
+from launcher.modes import CHANNEL_MODES, parse_mode
 
 if TYPE_CHECKING:
-    from launcher.modelarts.channels import ChannelMode
+    from launcher.modes import ChannelMode
 
 DATA = "/home/ma-user/modelarts/inputs/data_url_0/"
 TRAIN = "/home/ma-user/modelarts/outputs/train_url_0/"
@@ -138,7 +138,7 @@ def test_value_after_space_form_must_not_start_with_dashes() -> None:
 
 def test_bad_mode() -> None:
     with pytest.raises(UsageError):
-        channel_mode("keep")
+        parse_mode("keep", CHANNEL_MODES, "--channel-args")
 
 
 @pytest.mark.parametrize(
@@ -213,9 +213,13 @@ def test_trailing_start_bounds(argv: list[str]) -> None:
 
 
 def test_channel_mode() -> None:
-    assert [channel_mode(m) for m in ("pass", "env", "drop")] == ["pass", "env", "drop"]
+    assert [parse_mode(m, CHANNEL_MODES, "--channel-args") for m in ("pass", "env", "drop")] == [
+        "pass",
+        "env",
+        "drop",
+    ]
     with pytest.raises(UsageError, match=r"'pa\\nss'"):
-        channel_mode("pa\nss")
+        parse_mode("pa\nss", CHANNEL_MODES, "--channel-args")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from launchkit import free_port
 from needs import missing
 
 from launcher.errors import ConfigError, UsageError
@@ -299,7 +300,7 @@ def test_real_torchrun_gloo(tmp_path: Path) -> None:
     )
     env = {"MA_VJ_NAME": "ma-job-test", "MA_NUM_HOSTS": "1", "VC_TASK_INDEX": "0", "MA_NUM_GPUS": "2"}
     env["VC_WORKER_HOSTS"] = "127.0.0.1"
-    d = derive(env, master_port=29617)
+    d = derive(env, master_port=free_port())
     argv = torchrun_argv(sys.executable, [str(script)], d, job_id=job_id(env))
     run_env = {**os.environ, **d.set, "OUT": str(tmp_path)}
     result = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=120)

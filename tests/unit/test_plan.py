@@ -12,6 +12,7 @@ from launcher.core.build import build_plan
 from launcher.core.conda import choose_env, validate_name
 from launcher.core.paths import prepend_entries, split_path
 from launcher.core.request import Request
+from launcher.core.sourcing import ShellOutput
 from launcher.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -21,7 +22,7 @@ from launcher.errors import (
     UnavailableError,
     UsageError,
 )
-from launcher.run.activate import run_scripts_in_bash
+from launcher.run.activate import run_bash_program
 
 
 def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ignore[no-untyped-def]
@@ -30,7 +31,7 @@ def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ig
     kw.setdefault("workdir", str(work))
     kw.setdefault("command", ("true",))
     base = {"PATH": "/usr/bin:/bin", **environ}
-    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_scripts_in_bash)  # type: ignore[arg-type]
+    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_bash_program)  # type: ignore[arg-type]
 
 
 # --- env resolution -----------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_script_that_exits_the_shell(tmp_path: Path) -> None:
 def test_no_subprocess_without_scripts(tmp_path: Path) -> None:
     env = make_env(tmp_path / "e", state={"A": "1"})
 
-    def runner(*_args: object) -> bytes:
+    def runner(*_args: object) -> ShellOutput:
         raise AssertionError("no activation shell may run when there are no scripts")
 
     plan = build_plan(
@@ -298,10 +299,10 @@ def test_workdir_default_and_problems(tmp_path: Path) -> None:
         Request(command=("true",)),
         {"MA_HOME": str(home), "PATH": "/bin"},
         "/",
-        script_runner=run_scripts_in_bash,
+        script_runner=run_bash_program,
     )
     assert plan.workdir == str(home) and plan.environ["PWD"] == str(home)
-    plan = build_plan(Request(command=("true",)), {"PATH": "/bin"}, "/", script_runner=run_scripts_in_bash)
+    plan = build_plan(Request(command=("true",)), {"PATH": "/bin"}, "/", script_runner=run_bash_program)
     assert plan.workdir == "/home/ma-user"
     plan = plan_for(tmp_path, {}, workdir=str(tmp_path / "missing"))
     assert isinstance(plan.problems[0], NotFoundError) and "--workdir" in (plan.problems[0].hint or "")

@@ -20,7 +20,7 @@ from launcher.modelarts.restarts import Restarts, restarts
 from launcher.modelarts.torchrun import processes_per_node
 from launcher.render.explain import explanation
 from launcher.render.planjson import plan_data, plan_json
-from launcher.run.activate import run_scripts_in_bash
+from launcher.run.activate import run_bash_program
 
 
 def devices(tmp_path: Path, *names: str) -> Path:
@@ -35,7 +35,7 @@ def plan_for(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ig
     kw.setdefault("workdir", str(tmp_path))
     kw.setdefault("command", ("true",))
     base = {"PATH": "/usr/bin:/bin", "MA_LAUNCH_DEVICE_ROOT": str(tmp_path / "none"), **environ}
-    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_scripts_in_bash)  # type: ignore[arg-type]
+    return build_plan(Request(**kw), base, str(tmp_path), script_runner=run_bash_program)  # type: ignore[arg-type]
 
 
 # -- restarts ---------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from launcher.errors import ConfigError, DataError, TimeoutError_, UsageError
 from launcher.modelarts.ranktable import RankTable, convert_template2
-from launcher.run.ranktable import prepare_rank_table, rank_table_mode
+from launcher.modes import RANK_TABLE_MODES, parse_mode
+from launcher.run.ranktable import prepare_rank_table
 
 # The two examples of modelarts.md, verbatim.
 DOC_T2 = {
@@ -253,7 +254,7 @@ def test_off_and_absent(tmp_path: Path) -> None:
     assert prepare_rank_table({}, progress=Log()) is None
     assert prepare_rank_table({"RANK_TABLE_FILE": ""}, progress=Log()) is None
     with pytest.raises(UsageError):
-        rank_table_mode("on")
+        parse_mode("on", RANK_TABLE_MODES, "--rank-table")
 
 
 def test_missing_mount_path(tmp_path: Path) -> None:

@@ -1,0 +1,41 @@
+"""The modes of ma-launch's options, in one place: the words each accepts (the option table's choices),
+their ``Literal`` types (checked by mypy, free at run time) and the one parser of a mode word.
+
+Standard library only and cheap to import: the option table, the planner and the supervisor all read it.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Literal, TypeVar
+
+    LdMode = Literal["auto", "prefix", "off"]
+    ChannelMode = Literal["pass", "env", "drop"]
+    RankTableMode = Literal["auto", "off"]
+    InitMode = Literal["auto", "always", "never"]
+    StopSignal = Literal["TERM", "INT", "HUP", "QUIT", "USR1", "USR2"]
+    Mode = TypeVar("Mode", bound=str)
+
+#: ``--ld-library-path``: exactly what the loader would miss, the env's lib first, or nothing.
+LD_MODES: tuple[LdMode, ...] = ("auto", "prefix", "off")
+#: ``--channel-args``: what to do with the channel arguments the platform appends.
+CHANNEL_MODES: tuple[ChannelMode, ...] = ("pass", "env", "drop")
+#: ``--rank-table``: wait for and convert the Ascend rank table when one is announced, or not.
+RANK_TABLE_MODES: tuple[RankTableMode, ...] = ("auto", "off")
+#: ``--init``: supervise the program (``auto``: when PID 1).
+INIT_MODES: tuple[InitMode, ...] = ("auto", "always", "never")
+#: ``--stop-signal``: what the program gets first when the job is asked to stop (without ``SIG``).
+STOP_SIGNALS: tuple[StopSignal, ...] = ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2")
+
+
+def parse_mode(text: str, modes: Sequence[Mode], option: str) -> Mode:
+    """The mode among ``modes`` named ``text``; a usage error (exit 2) naming ``option`` for any other
+    word."""
+    for mode in modes:
+        if text == mode:
+            return mode
+    from launcher.errors import UsageError
+
+    raise UsageError(f"{option} {text!r} is not one of {', '.join(modes)}", hint=f"use {option} {modes[0]}")
