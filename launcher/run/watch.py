@@ -15,7 +15,6 @@ import os
 import signal
 
 from launcher.modelarts.facts import DEVICE_ROOT, DEVICE_ROOT_VARIABLE
-from launcher.run.devholders import device_holders
 from launcher.run.memcg import DEFAULT_ROOT, read_memory
 from launcher.run.outcome import duration, signal_name
 
@@ -71,6 +70,8 @@ class Watch:
 
     def leftovers(self, pids: Iterable[int]) -> None:
         """The processes left when the program ended, before they are stopped: who holds a device."""
+        from launcher.run.devholders import device_holders
+
         self.holders = device_holders(pids, self.device_root)
 
     def observed(

@@ -27,7 +27,15 @@ import pytest
 from condakit import REAL_PYTHON, make_env
 from launchkit import REPO, clean_env, torch_path
 from needs import need, need_root
-from supervisekit import _no_leftovers, child_of, proc_table, start, wait_for, with_token  # noqa: F401
+from supervisekit import (  # noqa: F401 - _no_leftovers: autouse fixture
+    _no_leftovers,
+    child_of,
+    need_pid_namespace,
+    proc_table,
+    start,
+    wait_for,
+    with_token,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +96,7 @@ class Job:
     def __init__(self, tmp_path: Path) -> None:
         need_root()
         need("unshare")
+        need_pid_namespace()
         self.torch = torch_path()
         self.tmp = tmp_path
         self.env = make_env(tmp_path / "env")
