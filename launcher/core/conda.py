@@ -12,7 +12,7 @@ import os
 from launcher.core import paths
 from launcher.core.record import Record
 from launcher.errors import ConfigError, NotFoundError, UsageError
-from launcher.modelarts.facts import CONDA_ROOTS
+from launcher.modelarts.facts import CONDA_ROOTS, DEFAULT_CONDA_ROOT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -231,46 +231,53 @@ def choose_env(
     DEFAULT_CONDA_ENV_NAME → CONDA_PREFIX → the first ``python`` on PATH inside an env → none.
     An env that was asked for and does not exist is an error, never a fall-through.
     """
-    warnings: list[str] = []
     if prefix is not None and name is not None:
         raise UsageError("-n/--name and -p/--prefix both given", hint="choose the env one way")
     if prefix is not None:
-        if not prefix:
-            raise UsageError("the env prefix is empty", hint="give -p /path/to/env")
-        path = os.path.normpath(os.path.join(cwd, prefix))
-        if not os.path.exists(path):
-            raise NotFoundError(f"env prefix {path} does not exist", hint="check -p/--prefix")
-        if not os.path.isdir(path):
-            raise NotFoundError(f"env prefix {path} is not a directory", hint="give the env's directory")
-        if not is_env(path):
-            raise NotFoundError(
-                f"{path} is not a conda env (it has no conda-meta/)",
-                hint="give the env's prefix, the directory that holds bin/ and conda-meta/",
-            )
-        return EnvChoice(make_env(path), "prefix", f"chosen with -p {prefix}")
+        return EnvChoice(make_env(_prefix_env(prefix, cwd)), "prefix", f"chosen with -p {prefix}")
     _root, problem = anaconda_dir(environ)
     if name is not None:
         if problem:
-            raise ConfigError(
-                problem, hint="set ANACONDA_DIR to the conda root, e.g. /home/ma-user/anaconda3"
-            )
+            raise ConfigError(problem, hint=_ANACONDA_HINT)
         return EnvChoice(find_by_name(name, environ), "name", f"chosen with -n {name}")
-    if first_word:
-        env = env_of_executable(first_word)
-        if env is not None:
-            return EnvChoice(env, "interpreter", f"the command runs {first_word}, which lives in this env")
+    env = env_of_executable(first_word) if first_word else None
+    if env is not None:
+        return EnvChoice(env, "interpreter", f"the command runs {first_word}, which lives in this env")
     default_name = environ.get("DEFAULT_CONDA_ENV_NAME", "")
     if default_name:
         if problem:
             raise ConfigError(
-                f"{problem}, so DEFAULT_CONDA_ENV_NAME={default_name} cannot be found",
-                hint="set ANACONDA_DIR to the conda root, e.g. /home/ma-user/anaconda3",
+                f"{problem}, so DEFAULT_CONDA_ENV_NAME={default_name} cannot be found", hint=_ANACONDA_HINT
             )
-        env = find_by_name(default_name, environ)
         where = "ANACONDA_DIR" if environ.get("ANACONDA_DIR") else "the usual conda roots"
+        env = find_by_name(default_name, environ)
         return EnvChoice(env, "anaconda_dir", f"DEFAULT_CONDA_ENV_NAME={default_name} in {where}")
-    if problem:
-        warnings.append(f"{problem}; it is ignored")
+    return _active_env(environ, [f"{problem}; it is ignored"] if problem else [])
+
+
+_ANACONDA_HINT = "set ANACONDA_DIR to the conda root, e.g. " + DEFAULT_CONDA_ROOT
+
+
+def _prefix_env(prefix: str, cwd: str) -> str:
+    """The env directory ``-p PREFIX`` names (relative to ``cwd``); NotFoundError when it is not one."""
+    if not prefix:
+        raise UsageError("the env prefix is empty", hint="give -p /path/to/env")
+    path = os.path.normpath(os.path.join(cwd, prefix))
+    if not os.path.exists(path):
+        raise NotFoundError(f"env prefix {path} does not exist", hint="check -p/--prefix")
+    if not os.path.isdir(path):
+        raise NotFoundError(f"env prefix {path} is not a directory", hint="give the env's directory")
+    if not is_env(path):
+        raise NotFoundError(
+            f"{path} is not a conda env (it has no conda-meta/)",
+            hint="give the env's prefix, the directory that holds bin/ and conda-meta/",
+        )
+    return path
+
+
+def _active_env(environ: Mapping[str, str], warnings: list[str]) -> EnvChoice:
+    """The last rules, for a launch that asked for no env: CONDA_PREFIX, then the first python on PATH
+    that lives in an env, else none."""
     active = environ.get("CONDA_PREFIX", "")
     if active:
         if is_env(active):
