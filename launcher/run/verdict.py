@@ -1,23 +1,23 @@
-"""Why a supervised job ended, decided from what the supervisor observed: the reason (a stable code), the
-notes of the summary line, and the summary as JSON-able data.
+"""Why a supervised job ended, decided from what the supervisor observed: the reason (a stable code) and
+the notes of the summary line (its JSON form is :mod:`launcher.run.report`).
 
-Pure: the observations are arguments (the supervisor reads the cgroup, ``/proc`` and the loader analysis,
-see :mod:`launcher.run.memcg`, :mod:`launcher.run.devholders`, :mod:`launcher.run.loaderfix`). The reasons,
-first match wins:
+Pure: the observations are arguments (the supervisor reads the cgroup, ``/proc`` and the loader analysis:
+:mod:`launcher.run.watch`). The reasons, first match wins:
 
-=====================  ==========================================================================
-``oom``                the cgroup's OOM-kill counter rose and the program failed
-``killed-by-ma-launch`` the program outlived the stop grace and ma-launch sent SIGKILL
-``killed-from-outside`` SIGKILL that is neither ma-launch's nor the OOM killer's (counter readable)
-``oom-likely``          SIGKILL not sent by ma-launch and no OOM counter to tell (or only the
-                       "limit reached" counter rose)
-``stopped``            a stop was requested (SIGTERM…) and the program ended within the grace
-``crash``              SIGSEGV, SIGBUS, SIGILL, SIGABRT or SIGFPE
-``loader``             exit code 127 from a program that started, and a shared library is missing
-``signal``             killed by another signal
-``failure``            a non-zero exit code
-``success``            exit code 0
-=====================  ==========================================================================
+=========================  ===================================================================
+``oom``                    the cgroup's OOM-kill counter rose and the program failed
+``killed-by-ma-launch``    the program outlived the stop grace and ma-launch sent SIGKILL
+``killed-from-outside``    SIGKILL that is neither ma-launch's nor the OOM killer's (a counter
+                           says so)
+``oom-likely``             SIGKILL not sent by ma-launch and no OOM counter to tell (or only
+                           the "limit reached" counter, and it rose)
+``stopped``                a stop was requested (SIGTERM…) and the program ended in the grace
+``crash``                  SIGSEGV, SIGBUS, SIGILL, SIGABRT or SIGFPE
+``loader``                 exit code 127 from a program that started, and a library is missing
+``signal``                 killed by another signal
+``failure``                a non-zero exit code
+``success``                exit code 0
+=========================  ===================================================================
 
 Part of the supervisor: standard library only.
 """
