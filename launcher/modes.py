@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     RankTableMode = Literal["auto", "off"]
     InitMode = Literal["auto", "always", "never"]
     CannMode = Literal["auto", "off"]
+    StopSignal = Literal["TERM", "INT", "HUP", "QUIT", "USR1", "USR2"]
     Mode = TypeVar("Mode", bound=str)
 
 #: ``--ld-library-path``: exactly what the loader would miss, the env's lib first, or nothing.
@@ -28,6 +29,8 @@ RANK_TABLE_MODES: tuple[RankTableMode, ...] = ("auto", "off")
 INIT_MODES: tuple[InitMode, ...] = ("auto", "always", "never")
 #: ``--cann``: source the Ascend CANN toolkit's set_env.sh when the image has it, or never.
 CANN_MODES: tuple[CannMode, ...] = ("auto", "off")
+#: ``--stop-signal``: what the program gets first when the job is asked to stop (without ``SIG``).
+STOP_SIGNALS: tuple[StopSignal, ...] = ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2")
 
 
 def parse_mode(text: str, modes: Sequence[Mode], option: str) -> Mode:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
 
 from condakit import REAL_PYTHON
+from needs import missing
 
 #: The repository root (``launcher/`` is importable from it).
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +44,15 @@ def snapshot(path: Path) -> list[tuple[str, int, int]]:
     if not path.is_dir():
         return []
     return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*"))
+
+
+def torch_path() -> str:
+    """The directory torch is installed in (looked up, not imported), for a job's PYTHONPATH: an env's
+    python is the real interpreter, which does not see a virtualenv's packages."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        missing("torch is not installed")
+    return str(Path(spec.origin).parent.parent)
 
 
 def free_port() -> int:

@@ -185,6 +185,54 @@ def prog_latency(out: str, ready: str) -> None:
     sleep_forever()
 
 
+def prog_checkpoint(name: str, ready: str, out: str, delay: str, code: str) -> None:
+    """Checkpoint on signal ``name`` (write its name to ``out``), take ``delay`` seconds, exit ``code``; any
+    other stop signal is written too, and ends it at once with code 99."""
+
+    def on_stop(sig: int, _frame: object) -> None:
+        append(out, signal.Signals(sig).name + "\n")
+        if sig != signal.Signals[name]:
+            os._exit(99)
+        time.sleep(float(delay))
+        os._exit(int(code))
+
+    for stop in ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT"):
+        signal.signal(signal.Signals[stop], on_stop)
+    touch(ready)
+    sleep_forever()
+
+
+def prog_fake_oom(events: str) -> None:
+    """What the kernel does on an OOM kill, in a fake cgroup tree: count it in ``events``, then SIGKILL."""
+    with open(events) as handle:
+        lines = handle.read().splitlines()
+    counted = [
+        f"oom_kill {int(line.split()[1]) + 1}" if line.startswith("oom_kill ") else line for line in lines
+    ]
+    with open(events, "w") as handle:
+        handle.write("\n".join(counted) + "\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def prog_device_holder(device: str, ready: str) -> None:
+    """Leave a worker behind (in its own session, as a dataloader worker of torchrun's would be) that
+    holds ``device`` open, then exit 0."""
+    worker = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "hold-open", device, ready], start_new_session=True
+    )
+    while not os.path.exists(ready):
+        time.sleep(0.01)
+    del worker
+    os._exit(0)
+
+
+def prog_hold_open(device: str, ready: str) -> None:
+    fd = os.open(device, os.O_RDONLY)  # held until the process ends
+    touch(ready)
+    assert fd >= 0
+    sleep_forever()
+
+
 PROGRAMS = {
     name[len("prog_") :].replace("_", "-"): func for name, func in globals().items() if name[:5] == "prog_"
 }

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -31,8 +31,11 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def supervisor(*command: str, grace: float = 5.0, quiet: bool = False) -> list[str]:
-    args = [PY, "-m", "launcher.run.supervise", "--grace", str(grace)]
+def supervisor(
+    *command: str, grace: float = 5.0, quiet: bool = False, options: Sequence[str] = ()
+) -> list[str]:
+    """The supervisor's debug entry running ``command``; ``options`` such as ``--summary FILE``."""
+    args = [PY, "-m", "launcher.run.supervise", "--grace", str(grace), *options]
     if quiet:
         args.append("--quiet")
     return [*args, "--", *command]

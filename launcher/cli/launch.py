@@ -130,7 +130,15 @@ def launch(args: Sequence[str]) -> int:
             say(line)
     from launcher.run.execute import run_plan
 
-    return run_plan(plan, init=run.init, grace=run.grace, quiet=quiet, stop_fails=run.stop_fails)
+    return run_plan(
+        plan,
+        init=run.init,
+        grace=run.grace,
+        quiet=quiet,
+        stop_signal=run.stop_signal,
+        summary=run.summary,
+        stop_fails=run.stop_fails,
+    )
 
 
 def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:

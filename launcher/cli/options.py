@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.errors import UsageError
-from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, RANK_TABLE_MODES
+from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, RANK_TABLE_MODES, STOP_SIGNALS
 from launcher.yesno import env_yes, yes_no
 
 TYPE_CHECKING = False
@@ -97,12 +97,27 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         ("--init",),
         "init",
-        "supervise the program (forward signals, reap, stop the whole tree); auto: when PID 1",
+        "supervise the program (forward signals, reap, stop the whole tree, say why it ended); auto: when "
+        "PID 1, or when --summary or a --stop-signal other than TERM needs it",
         "MODE",
         choices=INIT_MODES,
     ),
     Option(
         ("--grace",), "grace", "seconds between a stop signal and SIGKILL in supervise mode (25)", "SECONDS"
+    ),
+    Option(
+        ("--stop-signal",),
+        "stop_signal",
+        "the signal the program gets first when the job is asked to stop (the platform's SIGTERM is "
+        "forwarded as it), then --grace, then SIGKILL; USR1 or INT for code that checkpoints on them",
+        "SIG",
+        choices=STOP_SIGNALS,
+    ),
+    Option(
+        ("--summary",),
+        "summary",
+        "also write why the program ended to FILE, as JSON (supervise mode)",
+        "FILE",
     ),
     Option(("--torchrun",), "torchrun", "run COMMAND (train.py ARGS) under torchrun composed for this node"),
     Option(("--torchrun-arg",), "torchrun_arg", "pass ARG on to torchrun (repeatable)", "ARG", repeat=True),
@@ -136,7 +151,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         ("--channel-names",), "channel_names", "channel names when MA_INPUTS/MA_OUTPUTS are unset", "LIST"
     ),
-    Option(("--strict-lint",), "strict_lint", "make boot-line lint warnings errors"),
+    Option(
+        ("--strict-lint",), "strict_lint", "make boot-line lint and accelerator preflight warnings errors"
+    ),
     Option(
         ("--ld-report",),
         "ld_report",
@@ -338,6 +355,8 @@ def help_text(prog: str = "ma-launch") -> str:
     lines += [
         "",
         "Every option can also be set by its MA_LAUNCH_* variable (baked into an image); flags win.",
+        "MA_LAUNCH_DEVICE_ROOT (/dev) and MA_LAUNCH_CGROUP_ROOT (/sys/fs/cgroup) say where the accelerator",
+        "device nodes and the memory cgroup are read.",
         "Exit status: the program's own; 2 usage, 65 bad data, 66 not found, 69 tool missing,",
         "75 a deadline passed (rank table, activation), 77 no permission, 78 bad configuration,",
         "126 cannot execute, 127 command not found.",

@@ -1,14 +1,14 @@
 """Parsed options turned into typed values: the planner's :class:`~launcher.core.request.Request` and the
-run options (``--init``, ``--grace``). Every value is checked here, before anything is planned or run, so a
-dry run fails with the same usage error (exit 2) as the real run."""
+run options (``--init``, ``--grace``, ``--stop-signal``, ``--summary``). Every value is checked here, before
+anything is planned or run, so a dry run fails with the same usage error (exit 2) as the real run."""
 
 from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.core.request import ACTIVATION_TIMEOUT, Request
-from launcher.errors import UsageError
+from launcher.errors import AccessError, NotFoundError, UsageError
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
-from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, parse_mode
+from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, STOP_SIGNALS, parse_mode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,14 +26,24 @@ DEFAULT_RANK_TABLE_TIMEOUT = 600.0
 
 
 class RunOptions(Record):
-    """How to run the plan: supervise (``init``), the stop grace period, and whether a program that exits
-    0 after a stop request must end with the stop signal's status instead (``stop_fails``)."""
+    """How to run the plan: supervise (``init``), the stop grace period, the signal that asks the program
+    to stop (``SIGTERM``…), where to write the summary, and whether a program that exits 0 after a stop
+    request must end with the stop signal's status instead (``stop_fails``)."""
 
-    __slots__ = ("grace", "init", "stop_fails")
+    __slots__ = ("grace", "init", "stop_fails", "stop_signal", "summary")
 
-    def __init__(self, init: InitMode, grace: float, stop_fails: bool = False) -> None:
+    def __init__(
+        self,
+        init: InitMode,
+        grace: float,
+        stop_signal: str = "SIGTERM",
+        summary: Optional[str] = None,
+        stop_fails: bool = False,
+    ) -> None:
         self.init: InitMode = init
         self.grace = grace
+        self.stop_signal = stop_signal
+        self.summary = summary
         self.stop_fails = stop_fails
 
 
@@ -72,12 +82,40 @@ def request(parsed: Parsed) -> Request:
 
 
 def run_options(parsed: Parsed) -> RunOptions:
-    """``--init`` and ``--grace``, checked. ``--msrun`` implies ``--init always`` (msrun's workers run in
-    sessions of their own, and only the supervisor's stop of the whole tree ends them) and ``stop_fails``
-    (msrun exits 0 on SIGINT)."""
+    """``--init``, ``--grace``, ``--stop-signal`` and ``--summary``, checked. Under ``--init auto`` a summary
+    file or a stop signal other than TERM needs the supervisor, so the program is supervised; ``--init
+    never`` with either is a usage error (nothing would send the signal or write the file). ``--msrun``
+    implies ``--init always`` (msrun's workers run in sessions of their own, and only the supervisor's stop
+    of the whole tree ends them) and ``stop_fails`` (msrun exits 0 on SIGINT)."""
     msrun = parsed.flag("msrun")
     init = parse_mode(parsed.text("init") or ("always" if msrun else "auto"), INIT_MODES, "--init")
-    return RunOptions(init, seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE), stop_fails=msrun)
+    grace = seconds(parsed.text("grace"), "--grace", DEFAULT_GRACE)
+    stop_signal = "SIG" + parse_mode(parsed.text("stop_signal") or "TERM", STOP_SIGNALS, "--stop-signal")
+    summary = _summary_path(parsed.text("summary") or None)  # empty (MA_LAUNCH_SUMMARY=): no summary
+    needs = "--summary" if summary else ("--stop-signal" if stop_signal != "SIGTERM" else None)
+    if needs and init == "never":
+        raise UsageError(
+            f"{needs} needs the supervisor, which --init never turns off", hint="use --init auto or always"
+        )
+    if needs and init == "auto":
+        init = "always"
+    return RunOptions(init, grace, stop_signal, summary, stop_fails=msrun)
+
+
+def _summary_path(path: Optional[str]) -> Optional[str]:
+    """``--summary FILE`` made absolute (the program runs in another directory), in a directory that exists
+    and may be written: checked now rather than lost at the end of the job."""
+    if path is None:
+        return None
+    import os
+
+    absolute = os.path.abspath(path)
+    directory = os.path.dirname(absolute)
+    if not os.path.isdir(directory):
+        raise NotFoundError(f"--summary {path}: {directory} is not a directory", hint="give a file in one")
+    if not os.access(directory, os.W_OK):
+        raise AccessError(f"--summary {path}: {directory} may not be written", hint="give a file elsewhere")
+    return absolute
 
 
 def rank_table_active(parsed: Parsed, environ: Mapping[str, str]) -> bool:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 
 from launcher.core import activation, command, libpath, paths, programs, sources, workdir
+from launcher.core.checks import lint_step, preflight_step, restarts_step
 from launcher.core.conda import EnvChoice, choose_env
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
-from launcher.errors import ConfigError, UsageError
+from launcher.errors import UsageError
 from launcher.modelarts.platform import LOCAL
 from launcher.modes import LD_MODES
 
@@ -36,16 +37,9 @@ class Draft:
     changed; ``env`` records every change made on top of it."""
 
     def __init__(
-        self,
-        request: Request,
-        environ: Mapping[str, str],
-        cwd: str,
-        runner: ScriptRunner,
-        ld_store: LdStore,
-        dev_root: Optional[str] = None,
+        self, request: Request, environ: Mapping[str, str], cwd: str, runner: ScriptRunner, ld_store: LdStore
     ) -> None:
         self.request = request
-        self.dev_root = dev_root
         self.base = dict(environ)
         self.cwd = cwd
         self.runner = runner
@@ -281,10 +275,8 @@ def compose_step(draft: Draft) -> None:
         draft.argv = command.torchrun_command(draft.command, env, draft.dist, request, draft.env.env)
         draft.decisions.append("composed torchrun (python -m torch.distributed.run) for this node")
     elif request.msrun and draft.dist is not None:  # dist is always derived for --msrun
-        from launcher.modelarts.devices import DEV_ROOT
-
         draft.argv, note = command.msrun_command(
-            draft.command, env, draft.dist, request, draft.env.env, draft.workdir, draft.dev_root or DEV_ROOT
+            draft.command, env, draft.dist, request, draft.env.env, draft.workdir
         )
         draft.decisions.append(note)
     else:
@@ -358,31 +350,10 @@ def limits_step(draft: Draft) -> None:
         draft.problems.append(problem)
 
 
-def lint_step(draft: Draft) -> None:
-    """Boot-line warnings; under --strict-lint the first one is a problem (78) that dry-run still shows."""
-    from launcher.modelarts.lint import lint
-
-    request = draft.request
-    declared = [c.name for c in draft.env.changes if c.kind == "declared"]
-    found = lint(
-        draft.command,
-        shell_line=request.shell_line,
-        environ=draft.base,
-        platform=draft.platform,
-        workdir=draft.workdir,
-        user_env_names=declared,
-    )
-    if found and request.strict_lint:
-        first = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        message = f"boot-line lint [{first.code}]: {first.message}{more}"
-        draft.problems.append(ConfigError(message, hint=first.hint))
-    draft.warnings += [f"[{w.code}] {w.message} (hint: {w.hint})" for w in found]
-
-
 #: The planning steps, in order.
 STEPS: tuple[Callable[[Draft], None], ...] = (
     detect_platform_step,
+    restarts_step,
     split_channels_step,
     choose_env_step,
     workdir_step,
@@ -397,6 +368,7 @@ STEPS: tuple[Callable[[Draft], None], ...] = (
     line_buffer_step,
     limits_step,
     lint_step,
+    preflight_step,
 )
 
 
@@ -407,14 +379,12 @@ def build_plan(
     *,
     script_runner: ScriptRunner,
     ld_store: Optional[LdStore] = None,
-    dev_root: Optional[str] = None,
 ) -> LaunchPlan:
     """Decide the whole launch for ``request`` in the environment ``environ``, seen from ``cwd``.
 
     ``script_runner`` sources activation scripts (:func:`launcher.run.activate.run_bash_program` in a
     real launch); ``ld_store`` keeps the LD analysis between launches (the user's cache in a real launch,
-    :func:`launcher.run.ldstore.user_store`; none by default, so nothing is written); ``dev_root`` is where
-    the NPU device nodes are (``/dev`` when None).
+    :func:`launcher.run.ldstore.user_store`; none by default, so nothing is written).
 
     Raises LaunchError for what leaves nothing to show (an unknown env, bad options, a malformed env
     file, an activation script past its deadline) and for what the ``--dry-run`` line would run although
@@ -426,7 +396,7 @@ def build_plan(
 
     check_request(request)
     store = ld_store if ld_store is not None else NullStore()
-    draft = Draft(request, environ, cwd, script_runner, store, dev_root)
+    draft = Draft(request, environ, cwd, script_runner, store)
     for step in STEPS:
         step(draft)
     return draft.finish()

@@ -181,7 +181,6 @@ def msrun_command(
     request: Request,
     environ: Mapping[str, str],
     workdir: str,
-    dev_root: str,
 ) -> tuple[list[str], str]:
     """The env's msrun composed for this node, then the training script; and a line saying how many
     workers run here, why, and where their full logs are.
@@ -199,7 +198,7 @@ def msrun_command(
     else:
         python = os.path.join(env.prefix, "bin", "python") if env else "python"
         launcher = [python, "-m", msrun.MSRUN_MODULE]
-    workers, why = msrun.local_workers(dist, environ, dev_root)
+    workers, why = msrun.local_workers(dist, environ)
     logs = msrun.log_dir(environ, workdir)
     argv = msrun.msrun_argv(launcher, command, dist, workers=workers, logs=logs, extra=request.msrun_args)
     note = (

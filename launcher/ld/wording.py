@@ -9,7 +9,7 @@ the notes only count (:func:`details`); the report lists everything.
 
 from __future__ import annotations
 
-from launcher.ld.sonames import is_cann_soname, is_driver_soname
+from launcher.ld.sonames import CANN_HINT, hint_for, is_cann_soname, is_driver_soname
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +69,8 @@ def _what(item: Unresolved) -> str:
 
 def warning_line(item: Unresolved) -> str:
     """The warning for one unresolved soname (without a ``warning:`` prefix)."""
-    return f"{_what(item)} ({_needed_by(item.needers)}); the launch continues"
+    hint = hint_for(item.soname)
+    return f"{_what(item)} ({_needed_by(item.needers)}){'; ' + hint if hint else ''}; the launch continues"
 
 
 def _optional_line(item: Unresolved) -> str:
@@ -90,7 +91,7 @@ def cann_line(items: Sequence[Unresolved]) -> str:
     names = ", ".join(u.soname for u in items)
     return (
         f"{names} {'is' if len(items) == 1 else 'are'} not found ({_needed_by(items[0].needers)}), which "
-        "needs the CANN toolkit: --cann auto or --source …/set_env.sh; the launch continues"
+        f"{CANN_HINT}; the launch continues"
     )
 
 

@@ -44,3 +44,16 @@ ASCEND_DRIVER_DIR = ASCEND_DIR + "/driver"
 CANN_TOOLKIT_DIR = ASCEND_DIR + "/ascend-toolkit"
 CANN_ATB_DIR = ASCEND_DIR + "/nnal/atb"
 CANN_SET_ENV = "set_env.sh"
+
+#: Where device nodes are, and the names of accelerator devices in it: GPUs (``nvidia0``…, ``nvidiactl``,
+#: ``nvidia-uvm``) and Ascend NPUs (``davinci0``…, ``davinci_manager``); the numbered ones are the cards.
+#: ``MA_LAUNCH_DEVICE_ROOT`` points ma-launch at another directory (tests).
+DEVICE_ROOT = "/dev"
+ACCELERATOR_PREFIXES = ("nvidia", "davinci")
+DEVICE_ROOT_VARIABLE = "MA_LAUNCH_DEVICE_ROOT"
+
+#: The variables the platform sets when it runs the boot command again: on restart after a suspension or
+#: in-place fault recovery (``MA_PROC_START_CNT``) and when the job is scheduled again
+#: (``MA_SCHEDULE_CNT``). Read as counts that include the current start (1 = the first); unverified.
+START_COUNT = "MA_PROC_START_CNT"
+SCHEDULE_COUNT = "MA_SCHEDULE_CNT"

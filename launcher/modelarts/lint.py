@@ -57,6 +57,10 @@ if TYPE_CHECKING:
         "run-train-sh",
         "missing-script",
         "ma-variable",
+        # preflight (launcher.modelarts.devices)
+        "gpus-visible",
+        "nproc-visible",
+        "devices-listed",
     ]
 
 SHELLS = frozenset({"bash", "sh", "dash", "zsh", "ksh", "ash"})

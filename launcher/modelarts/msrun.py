@@ -60,15 +60,15 @@ def script_words(script_argv: Sequence[str]) -> list[str]:
     )
 
 
-def local_workers(dist: DistEnv, environ: Mapping[str, str], dev_root: str) -> tuple[int, str]:
+def local_workers(dist: DistEnv, environ: Mapping[str, str]) -> tuple[int, str]:
     """How many workers this node starts, and why: ``NPROC_PER_NODE`` or ``MA_NUM_GPUS`` when set (as
-    ``dist`` took them), else the visible NPUs (:func:`~launcher.modelarts.devices.visible_npus`, device
-    nodes under ``dev_root``), else one."""
+    ``dist`` took them), else the visible NPUs (:func:`~launcher.modelarts.devices.visible_npus`), else
+    one."""
     if environ.get("NPROC_PER_NODE") or environ.get("MA_NUM_GPUS"):
         return dist.nproc_per_node, dist.sources.get("NPROC_PER_NODE", "MA_NUM_GPUS")
-    npus = visible_npus(environ, dev_root)
-    if npus is not None and npus[0] > 0:
-        return npus
+    npus = visible_npus(environ)
+    if npus is not None and npus.count > 0:
+        return npus.count, npus.describe()
     return 1, "default: one worker (no MA_NUM_GPUS, no NPU)"
 
 

@@ -70,8 +70,10 @@ def torchrun_argv(
     ``python3.7m``, ``pypy3``…) with optional ``-u`` followed by one of those (the interpreter is dropped:
     torchrun starts its own); any other program is run with ``--no-python``. A single node without
     platform variables runs ``--standalone``; otherwise c10d rendezvous at ``MASTER_ADDR:MASTER_PORT`` with
-    ``--rdzv_id`` = ``job_id`` (or a fixed default, the same on every node), and ``--rdzv_conf is_host=1``
-    on node 0 of a multi-node job (the hosts are DNS names c10d may not recognise as its own). ``extra``
+    ``--rdzv_id`` = ``job_id`` (or a fixed default, the same on every node), and in a multi-node job
+    ``--rdzv_conf is_host=1`` on node 0 and ``is_host=0`` on the others: the hosts are DNS names that c10d
+    may not recognise as node 0's own, or may take for its own on another node (when the name resolves to
+    a local address, as with host networking), and then two nodes start the rendezvous store. ``extra``
     goes right before the user's command.
     """
     options, rest = _script_part(script_argv)
@@ -83,6 +85,26 @@ def torchrun_argv(
         argv += ["--nproc_per_node", str(dist.nproc_per_node), "--rdzv_id", job_id or DEFAULT_RDZV_ID]
         argv += ["--rdzv_backend", "c10d"]
         argv += ["--rdzv_endpoint", f"{_endpoint_host(dist.master_addr)}:{dist.master_port}"]
-        if dist.node_rank == 0 and dist.nnodes > 1:
-            argv += ["--rdzv_conf", "is_host=1"]
+        if dist.nnodes > 1:  # said on every node: c10d's guess from the address can be wrong both ways
+            argv += ["--rdzv_conf", f"is_host={int(dist.node_rank == 0)}"]
     return [*argv, *extra, *options, *rest]
+
+
+#: torchrun's spellings of the option for the number of processes per node.
+NPROC_OPTIONS = ("--nproc_per_node", "--nproc-per-node")
+
+
+def processes_per_node(dist: DistEnv, extra: Sequence[str]) -> Optional[int]:
+    """How many processes torchrun will start on this node: the last ``--nproc_per_node`` the user passed
+    through ``extra`` (``--torchrun-arg``; torchrun takes the last one), else the derived value; ``None``
+    when the user's value is not a number (``auto``, ``gpu``: torchrun decides)."""
+    value: Optional[str] = None
+    words = list(extra)
+    for i, word in enumerate(words):
+        name, eq, inline = word.partition("=")
+        if name in NPROC_OPTIONS:
+            value = inline if eq else (words[i + 1] if i + 1 < len(words) else None)
+    if value is None:
+        return dist.nproc_per_node
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 7 else None

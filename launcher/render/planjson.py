@@ -22,8 +22,11 @@ def plan_data(
     plan: LaunchPlan, *, shell: Optional[str] = None, dialect: Optional[Dialect] = None
 ) -> dict[str, object]:
     """The plan as JSON-able data, masked; ``line`` is the line for ``dialect`` (``None`` without one)."""
+    from launcher.modelarts.restarts import restarts
+
     env = plan.choice.env
     dist = plan.dist
+    restart = restarts(plan.base)
     data: dict[str, object] = {
         "version": JSON_VERSION,
         "argv": mask_argv(plan.argv),
@@ -41,6 +44,7 @@ def plan_data(
             "master_addr": dist.master_addr,
             "master_port": dist.master_port,
         },
+        "restart": None if restart is None else restart.data(),
         "env_rule": plan.choice.rule,
         "env_reason": plan.choice.reason,
         "set": {name: shown(name, value) for name, value in plan.net_set()},

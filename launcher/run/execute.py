@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Iterable
-    from typing import NoReturn
+    from typing import NoReturn, Optional
 
     from launcher.core.plan import LaunchPlan
     from launcher.modes import InitMode
@@ -65,11 +65,19 @@ _SUPERVISOR_BOOT = (
 
 
 def run_plan(
-    plan: LaunchPlan, *, init: InitMode, grace: float, quiet: bool, stop_fails: bool = False
+    plan: LaunchPlan,
+    *,
+    init: InitMode,
+    grace: float,
+    quiet: bool,
+    stop_signal: str = "SIGTERM",
+    summary: Optional[str] = None,
+    stop_fails: bool = False,
 ) -> NoReturn:
-    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1);
-    ``stop_fails``: a supervised program that exits 0 after a stop request ends with the stop signal's
-    status (see :func:`launcher.run.supervise.run_supervised`).
+    """Run the plan: exec it, or supervise it as a child when ``init`` says so (``auto``: as PID 1), with
+    SIGTERM forwarded as ``stop_signal`` and the JSON summary written to ``summary``; ``stop_fails``: a
+    program that exits 0 after a stop request ends with the stop signal's status (see
+    :func:`launcher.run.supervise.run_supervised`).
 
     The supervisor stays resident for the whole job, so it does not run in this process, which holds
     everything the planning imported: this process execs (same PID) a fresh interpreter in isolated mode
@@ -89,14 +97,28 @@ def run_plan(
 
     os.chdir(plan.workdir)
     blocked = stops.hand_over()
-    _exec_supervisor(plan, grace=grace, quiet=quiet, stop_fails=stop_fails, blocked=blocked)
-    supervise.run_supervised(plan.argv, plan.environ, grace=grace, quiet=quiet, stop_fails=stop_fails)
+    options = ["--grace", repr(grace), *(["--quiet"] if quiet else [])]
+    if stop_signal != "SIGTERM":
+        options += ["--stop-signal", stop_signal]
+    if summary is not None:
+        options += ["--summary", summary]
+    if stop_fails:
+        options.append("--stop-fails")
+    _exec_supervisor(plan, options, blocked=blocked)
+    supervise.run_supervised(
+        plan.argv,
+        plan.environ,
+        grace=grace,
+        quiet=quiet,
+        stop_signal=getattr(_signal, stop_signal),
+        summary=summary,
+        stop_fails=stop_fails,
+    )
 
 
-def _exec_supervisor(
-    plan: LaunchPlan, *, grace: float, quiet: bool, stop_fails: bool, blocked: Iterable[int]
-) -> None:
-    """Replace this process with the lean supervisor interpreter; returns when that cannot be done."""
+def _exec_supervisor(plan: LaunchPlan, options: list[str], *, blocked: Iterable[int]) -> None:
+    """Replace this process with the lean supervisor interpreter given ``options``; returns when that
+    cannot be done."""
     from launcher.run.handoff import environment_fd
 
     if not sys.executable or not os.access(sys.executable, os.X_OK):
@@ -107,8 +129,7 @@ def _exec_supervisor(
     import launcher
 
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(launcher.__file__)))
-    flags = [*(["--quiet"] if quiet else []), *(["--stop-fails"] if stop_fails else [])]
-    args = ["--grace", repr(grace), "--environment-fd", str(fd), *flags, "--"]
+    args = [*options, "--environment-fd", str(fd), "--"]
     prepare_process(blocked)
     try:
         os.execve(

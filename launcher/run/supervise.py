@@ -13,8 +13,12 @@ ends in SIGKILL after a timeout. The supervisor instead:
 * sends SIGCONT after a forwarded stop signal when a process of the program's group is stopped
   (SIGSTOP, Ctrl-Z): a stopped process runs no handler, so it could not clean up before the SIGKILL;
 * reaps every child it gets;
-* when the program ends, stops what is left of the tree (SIGTERM, grace, SIGKILL), prints one summary line
-  and ends the way the program ended: same exit code, or the same fatal signal (128+N as PID 1).
+* forwards SIGTERM as ``--stop-signal`` (SIGUSR1 or SIGINT for code that checkpoints on them), and says once
+  when the stop request came;
+* when the program ends, names the processes left that still hold accelerator devices, stops what is left
+  of the tree (SIGTERM, grace, SIGKILL), prints one summary line that says why the job ended (written as
+  JSON too with ``--summary``) and ends the way the program ended: same exit code, or the same fatal
+  signal (128+N as PID 1).
 
 A stop signal that is already pending when the supervisor starts (the launcher keeps one that arrived while
 it was planning, see :mod:`launcher.run.stops`) means the program is not started at all: the supervisor
@@ -23,8 +27,11 @@ ends at once as if killed by that signal (143 for SIGTERM as PID 1).
 Whether to supervise at all is decided on the launcher's side (:mod:`launcher.run.pid1`). Only the
 standard library is used while the job runs: this module, :mod:`launcher.run.proctree` (the process tree
 from ``/proc``), :mod:`launcher.run.outcome` (the summary and the ending) and :mod:`launcher.run.handoff`
-(the program's environment, handed over on a file descriptor). This module is over 300 lines because the
-supervisor is one state machine whose steps share its state; what does not share it lives in those.
+(the program's environment, handed over on a file descriptor), :mod:`launcher.run.watch` (what is observed to
+say why the job ended: the memory cgroup, the stop request, devices still held, the loader),
+:mod:`launcher.run.verdict` (the reason and the notes) and :mod:`launcher.run.report` (the JSON summary).
+This module is over 300 lines because the supervisor is one state machine whose steps share its state;
+what does not share it lives in those.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
 from launcher.run import outcome, proctree
+from launcher.run.watch import Watch
 
 # The supervisor runs in a lean interpreter for the whole job: typing and contextlib (and what they pull
 # in) are not imported at run time; annotations are strings.
@@ -90,9 +98,12 @@ def run_supervised(
     *,
     grace: float = DEFAULT_GRACE,
     quiet: bool = False,
+    stop_signal: int = signal.SIGTERM,
+    summary: Optional[str] = None,
     stop_fails: bool = False,
 ) -> NoReturn:
-    """Run ``argv`` (looked up on ``env["PATH"]``) as a supervised child and end the way it ended.
+    """Run ``argv`` (looked up on ``env["PATH"]``) as a supervised child and end the way it ended;
+    SIGTERM reaches it as ``stop_signal``; ``summary`` names a file for the JSON summary.
 
     With ``stop_fails``, a program that exits 0 after a stop request (msrun does on SIGINT) ends as if
     the stop signal had killed it, so a stopped job never reports success. The working directory must
@@ -101,19 +112,27 @@ def run_supervised(
     """
     if not argv:
         raise UsageError("no command to run")
-    _Supervisor(argv, env, grace, quiet, stop_fails).run()
+    _Supervisor(argv, env, grace, quiet, stop_signal, summary, stop_fails).run()
 
 
 class _Supervisor:
     def __init__(
-        self, argv: Sequence[str], env: Mapping[str, str], grace: float, quiet: bool, stop_fails: bool = False
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        grace: float,
+        quiet: bool,
+        stop_signal: int,
+        summary: Optional[str],
+        stop_fails: bool = False,
     ) -> None:
-        self.stop_fails = stop_fails
-        self.stop_signal = 0
         self.argv = list(argv)
         self.env = env
         self.grace = max(0.0, grace)
         self.quiet = quiet
+        self.summary = summary
+        self.stop_fails = stop_fails
+        self.watch = Watch(self.grace, stop_signal, os.environ)
         self.me = os.getpid()
         self.pid = 0
         self.status: Optional[int] = None
@@ -140,6 +159,7 @@ class _Supervisor:
         self._stop_if_requested()
         if self.me != 1:
             proctree.become_subreaper()
+        self.watch.begin(self.started)
         try:
             self._start()
         except BaseException:
@@ -157,6 +177,7 @@ class _Supervisor:
             if sig in pending and sig in self.forwarded:
                 signal.sigtimedwait({sig}, 0)
                 sys.stderr.write(PREFIX + outcome.not_started(sig) + "\n")
+                _write_not_started(self.summary, outcome.not_started(sig), 128 + sig)
                 outcome.end_by_signal(sig)
 
     def _start(self) -> None:
@@ -241,15 +262,18 @@ class _Supervisor:
         if sig == signal.SIGINT and self._child_has_tty():
             return  # the terminal already sent it to the program's group
         with _suppress(OSError):
-            os.killpg(self.pid, sig)
+            os.killpg(self.pid, self.watch.signal_for(sig))
         if sig not in STOPPING:
             return
         if proctree.stopped_in_group(self.pid, proctree.descendants(self.me)):
             with _suppress(OSError):
                 os.killpg(self.pid, signal.SIGCONT)  # a stopped process runs its handler only once continued
         if self.stop_deadline is None:
-            self.stop_deadline = time.monotonic() + self.grace
-            self.stop_signal = sig
+            now = time.monotonic()
+            self.stop_deadline = now + self.grace
+            line = self.watch.stop_requested(sig, now)
+            if line and not self.quiet:
+                sys.stderr.write(PREFIX + line + "\n")
 
     def _child_has_tty(self) -> bool:
         if self.tty < 0:
@@ -269,6 +293,7 @@ class _Supervisor:
                 return
             if pid == self.pid:
                 self.status = status
+                self.watch.program_ended(time.monotonic())
 
     def _signal_tree(self, sig: int, pids: Iterable[int]) -> None:
         for target in (-self.pid, *pids):
@@ -284,6 +309,7 @@ class _Supervisor:
         left, group = self._left()
         if not left and not group:
             return
+        self.watch.leftovers(left)
         self.leftovers = len(left) or 1
         if self.sent_kill:
             deadline = now
@@ -321,49 +347,52 @@ class _Supervisor:
                 os.tcsetpgrp(self.tty, os.getpgrp())
 
     def _finish(self) -> NoReturn:
+        """Say why the program ended (the summary line, the JSON summary) and end the same way."""
         status = self.status if self.status is not None else 0
-        summary = self._summary(status)
-        if self.stop_fails and self.stop_signal and status == 0:
-            status = self.stop_signal  # the wait status of a process killed by that signal
-            name = outcome.signal_name(self.stop_signal)
-            summary += f"; it exited 0 after {name}: ending with {name}'s status, as a stopped job"
-        if not self.quiet:
-            sys.stderr.write(PREFIX + summary + "\n")
-        outcome.end_like(status)
-
-    def _summary(self, status: int) -> str:
+        wall = time.monotonic() - self.started
+        seen = self.watch.observed(
+            status,
+            sent_kill=self.sent_kill,
+            leftovers=self.leftovers,
+            leftovers_killed=self.leftovers_killed,
+            program=self.argv[0],
+            environ=self.env,
+            explain=not self.quiet or self.summary is not None,
+        )
         cpu, peak = outcome.children_usage()
         cpu -= self.cpu_before  # children waited for before we started (e.g. by a wrapper before exec)
-        wall = time.monotonic() - self.started
-        return outcome.summary(status, wall=wall, cpu=cpu, peak=peak, notes=self._notes(status))
+        from launcher.run import report, verdict  # imported when the job ends, not for all of it
 
-    def _notes(self, status: int) -> list[str]:
-        """What the supervisor itself did to end the job: the SIGKILLs it sent, the leftovers it stopped."""
-        notes = []
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
-            if self.sent_kill:
-                notes.append(f"ma-launch sent SIGKILL after the {self.grace:g} s grace period")
-            else:
-                notes.append("killed by SIGKILL not sent by ma-launch — likely out of memory")
-        if self.leftovers:
-            count = f"{self.leftovers} leftover process" + ("es" if self.leftovers > 1 else "")
-            if self.sent_kill:
-                notes.append(f"{count} killed with SIGKILL")
-            elif self.leftovers_killed:
-                notes.append(f"{count} sent SIGTERM, then SIGKILL after the grace period")
-            else:
-                notes.append(f"{count} stopped with SIGTERM")
-        return notes
+        line = outcome.summary(status, wall=wall, cpu=cpu, peak=peak, notes=verdict.notes(seen))
+        stop = self.watch.stop
+        if self.stop_fails and stop is not None and status == 0:
+            name = outcome.signal_name(stop[0])
+            line += f"; it exited 0 after {name}: ending with {name}'s status, as a stopped job"
+            status = stop[0]  # the wait status of a process killed by the signal that asked for the stop
+        if not self.quiet:
+            sys.stderr.write(PREFIX + line + "\n")
+        if self.summary is not None:
+            doc = report.document(seen, line=line, wall=wall, cpu=cpu, peak_rss=peak)
+            report.write_summary(self.summary, doc)
+        outcome.end_like(status)
+
+
+def _write_not_started(path: Optional[str], line: str, status: int) -> None:
+    if path is not None:
+        from launcher.run import report
+
+        report.write_not_started(path, line, status)
 
 
 def _main(args: list[str]) -> NoReturn:
     """Entry of the lean supervisor process (``launcher.run.execute.run_plan`` execs into it); also
-    ``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-fails] [--] COMMAND...`` for
-    debugging.
+    ``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-signal SIGUSR1] [--summary FILE]
+    [--stop-fails] [--] COMMAND...`` for debugging.
 
     ``--environment-fd N``: the program's environment is on file descriptor N (see
     :mod:`launcher.run.handoff`), read and closed before anything starts; else it is ours."""
-    grace, quiet, stop_fails, environ = DEFAULT_GRACE, False, False, None
+    grace, quiet, environ = DEFAULT_GRACE, False, None
+    stop_signal, summary, stop_fails = signal.SIGTERM, None, False
     try:
         while args and args[0].startswith("--"):
             option = args.pop(0)
@@ -375,6 +404,10 @@ def _main(args: list[str]) -> NoReturn:
                 stop_fails = True
             elif option == "--grace" and args:
                 grace = float(args.pop(0))
+            elif option == "--stop-signal" and args:
+                stop_signal = signal.Signals[args.pop(0)]
+            elif option == "--summary" and args:
+                summary = args.pop(0)
             elif option == "--environment-fd" and args:
                 from launcher.run.handoff import read_environment
 
@@ -382,11 +415,20 @@ def _main(args: list[str]) -> NoReturn:
             else:
                 sys.exit(f"{PREFIX}error: unknown option {option}")
         program_env = os.environ if environ is None else environ
-        run_supervised(args, program_env, grace=grace, quiet=quiet, stop_fails=stop_fails)
+        run_supervised(
+            args,
+            program_env,
+            grace=grace,
+            quiet=quiet,
+            stop_signal=stop_signal,
+            summary=summary,
+            stop_fails=stop_fails,
+        )
     except LaunchError as error:
         sys.stderr.write(error.line() + "\n")
+        _write_not_started(summary, error.line(), error.exit_code)
         sys.exit(error.exit_code)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, KeyError) as error:
         sys.exit(f"{PREFIX}error: the supervisor cannot start: {error}")
 
 

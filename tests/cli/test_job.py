@@ -3,7 +3,6 @@ channel arguments and boot-line lint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, write_exe
-from launchkit import REPO, free_port
-from needs import missing
+from launchkit import REPO, free_port, torch_path
 
 LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 HOSTS = (
@@ -142,7 +140,7 @@ def test_torchrun_composed_argv(tmp_path: Path) -> None:
             python, "-m", "torch.distributed.run",
             "--nnodes", "2", "--node_rank", index, "--nproc_per_node", "8",
             "--rdzv_id", "ma-job-a0914ad2", "--rdzv_backend", "c10d", "--rdzv_endpoint", f"{master}:6060",
-            *(["--rdzv_conf", "is_host=1"] if index == "0" else []),
+            "--rdzv_conf", f"is_host={int(index == '0')}",
             "--max_restarts=0", "train.py", "--lr", "1",
         ]  # fmt: skip
         assert data["argv"] == expected
@@ -151,18 +149,9 @@ def test_torchrun_composed_argv(tmp_path: Path) -> None:
     assert data["argv"][1:5] == ["-m", "torch.distributed.run", "--standalone", "--nnodes"]
 
 
-def _torch_path() -> str:
-    """The directory torch is installed in (looked up, not imported), for the job's PYTHONPATH: the env's
-    python is the real interpreter, which does not see a virtualenv's packages."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or spec.origin is None:
-        missing("torch is not installed")
-    return str(Path(spec.origin).parent.parent)
-
-
 @pytest.mark.slow
 def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
-    torch_path = _torch_path()
+    torch_dir = torch_path()
     env_dir = make_env(tmp_path / "env")
     (tmp_path / "train.py").write_text(
         textwrap.dedent(
@@ -179,7 +168,7 @@ def test_real_torchrun_gloo_job_through_ma_launch(tmp_path: Path) -> None:
         )
     )
     env = job_env(tmp_path, MA_NUM_GPUS="2")
-    env["PYTHONPATH"] += os.pathsep + torch_path
+    env["PYTHONPATH"] += os.pathsep + torch_dir
     result = run(
         tmp_path,
         "-q",

@@ -232,11 +232,12 @@ def test_exit_codes_pass_through(code: int) -> None:
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT", "SIGKILL", "SIGSEGV", "SIGABRT"])
-def test_signal_deaths_pass_through(name: str) -> None:
+def test_signal_deaths_pass_through(name: str, tmp_path: Path) -> None:
     sig = signal.Signals[name]
     direct = subprocess.run(prog("die", name), env=base_env())
     assert direct.returncode == -sig
-    proc = start(supervisor(*prog("die", name)))
+    # no memory cgroup to read: why a SIGKILL came is a guess (test_outcome.py has the measured cases)
+    proc = start(supervisor(*prog("die", name)), env={**base_env(), "MA_LAUNCH_CGROUP_ROOT": str(tmp_path)})
     got, err = finish(proc)
     assert got == direct.returncode, err
     assert f"killed by {name} (status {128 + sig})" in err

@@ -25,7 +25,7 @@ from launcher.run.activate import run_bash_program
 DOCUMENTED_KEYS = {
     "version", "argv", "program", "is_python", "workdir", "env", "env_rule", "env_reason", "set", "unset",
     "changes", "platform", "distributed", "ld_library_path", "decisions", "warnings", "problems",
-    "exit_code", "shell", "line",
+    "exit_code", "shell", "line", "restart",
 }  # fmt: skip
 
 
@@ -55,6 +55,7 @@ def test_json_plan_has_the_documented_keys_and_values(tmp_path: Path) -> None:
     ]
     assert {"name": "STAGE", "value": "train", "source": f"{env_dir}/conda-meta/state"} in data["changes"]
     assert data["platform"] == {"kind": "local", "evidence": []} and data["distributed"] is None
+    assert data["restart"] is None  # no MA_PROC_START_CNT / MA_SCHEDULE_CNT
     assert data["shell"] == "sh" and data["line"].startswith("cd ")
     assert "s3cr3t-value" not in json.dumps(data)  # the inherited secret is masked in the line too
 

@@ -227,7 +227,11 @@ def test_torchrun_node0_and_node1() -> None:
         *["--node_rank", "0", "--nproc_per_node", "8", *rdzv],
         *["--rdzv_conf", "is_host=1", "train.py", "--lr", "1"],
     ]
-    assert argv1 == [*common, "--node_rank", "1", "--nproc_per_node", "8", *rdzv, "train.py", "--lr", "1"]
+    assert argv1 == [
+        *common,
+        *["--node_rank", "1", "--nproc_per_node", "8", *rdzv],
+        *["--rdzv_conf", "is_host=0", "train.py", "--lr", "1"],
+    ]
 
 
 def test_torchrun_standalone() -> None:
@@ -245,6 +249,8 @@ def test_torchrun_default_id_extra_and_module() -> None:
     assert argv[argv.index("--rdzv_id") + 1] == DEFAULT_RDZV_ID
     assert argv[argv.index("--rdzv_endpoint") + 1 :] == [
         "h:6060",
+        "--rdzv_conf",
+        "is_host=0",
         "--max_restarts",
         "0",
         "-m",

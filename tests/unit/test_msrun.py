@@ -11,8 +11,7 @@ from condakit import make_env, write_exe
 from launcher.cli import options, values
 from launcher.core.build import build_plan
 from launcher.core.request import Request
-from launcher.errors import ConfigError, UsageError
-from launcher.modelarts.devices import device_nodes, visible_npus
+from launcher.errors import UsageError
 from launcher.modelarts.distributed import DistEnv, dist_env
 from launcher.modelarts.msrun import log_dir, msrun_argv, script_words
 from launcher.modelarts.platform import detect_platform
@@ -95,30 +94,14 @@ def test_log_dir() -> None:
     assert log_dir({"MA_LOG_DIR": "relative"}, "/w") == "/w/msrun_log"
 
 
-def test_visible_npus(tmp_path: Path) -> None:
-    dev = tmp_path / "dev"
-    dev.mkdir()
-    assert visible_npus({}, str(dev)) is None
-    for name in ("davinci0", "davinci1", "davinci10", "davinci_manager", "davinci", "hisi_hdc"):
-        (dev / name).touch()
-    assert device_nodes(str(dev)) == ["davinci0", "davinci1", "davinci10"]
-    assert visible_npus({}, str(dev)) == (3, f"3 device node(s) {dev}/davinciN")
-    assert visible_npus({"ASCEND_VISIBLE_DEVICES": "0-3,6"}, str(dev)) == (5, "ASCEND_VISIBLE_DEVICES")
-    both = {"ASCEND_VISIBLE_DEVICES": "0-7", "ASCEND_RT_VISIBLE_DEVICES": " 1,1,2 "}
-    assert visible_npus(both, str(dev)) == (2, "ASCEND_RT_VISIBLE_DEVICES")
-    for bad in ("a", "1,,2", "3-1", "0-99999"):
-        with pytest.raises(ConfigError, match="ASCEND_VISIBLE_DEVICES"):
-            visible_npus({"ASCEND_VISIBLE_DEVICES": bad}, str(dev))
-
-
 def _plan(tmp_path: Path, environ: dict[str, str], **kw: object):  # type: ignore[no-untyped-def]
     env = make_env(tmp_path / "env")
     dev = tmp_path / "dev"
     dev.mkdir(exist_ok=True)
     kw.setdefault("command", ("train.py", "--x"))
     request = Request(prefix=str(env), workdir=str(tmp_path), msrun=True, **kw)  # type: ignore[arg-type]
-    base = {"PATH": "/usr/bin:/bin", **environ}
-    return build_plan(request, base, str(tmp_path), script_runner=run_bash_program, dev_root=str(dev))
+    base = {"PATH": "/usr/bin:/bin", "MA_LAUNCH_DEVICE_ROOT": str(dev), **environ}
+    return build_plan(request, base, str(tmp_path), script_runner=run_bash_program)
 
 
 def test_plan_workers_from_ma_num_gpus_npus_or_one(tmp_path: Path) -> None:
@@ -132,14 +115,14 @@ def test_plan_workers_from_ma_num_gpus_npus_or_one(tmp_path: Path) -> None:
         "--local_worker_num=4",
     )
     assert plan.argv[-2:] == ("train.py", "--x")
-    plan = _plan(tmp_path, {"ASCEND_VISIBLE_DEVICES": "0,1"})
-    assert "--local_worker_num=2" in plan.argv
-    assert any("2 worker(s) here (ASCEND_VISIBLE_DEVICES)" in d for d in plan.decisions)
-    for n in range(3):
-        (tmp_path / "dev" / f"davinci{n}").touch()
+    plan = _plan(tmp_path, {"ASCEND_VISIBLE_DEVICES": "0-1", "CUDA_VISIBLE_DEVICES": "0,1,2"})
+    assert "--local_worker_num=2" in plan.argv  # NPUs only: GPUs are not msrun's workers
+    assert any("2 worker(s) here (2 NPUs visible (ASCEND_VISIBLE_DEVICES=0-1))" in d for d in plan.decisions)
+    for name in ("davinci0", "davinci1", "davinci10", "davinci_manager"):
+        (tmp_path / "dev" / name).touch()
     assert "--local_worker_num=3" in _plan(tmp_path, {}).argv
-    for n in range(3):
-        (tmp_path / "dev" / f"davinci{n}").unlink()
+    for name in ("davinci0", "davinci1", "davinci10"):
+        (tmp_path / "dev" / name).unlink()
     plan = _plan(tmp_path, {})
     assert "--local_worker_num=1" in plan.argv
     assert any(f"the full logs are in {tmp_path}/msrun_log" in d for d in plan.decisions)

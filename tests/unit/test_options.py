@@ -87,3 +87,37 @@ def test_help_lists_every_option_and_its_variable() -> None:
             assert flag in text
         if option.env:
             assert option.env_name in text
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[str, float, str, str | None]:
+    from launcher.cli.values import run_options
+
+    run = run_options(parse(argv, env or {}))
+    return run.init, run.grace, run.stop_signal, run.summary
+
+
+def test_stop_signal_and_summary() -> None:
+    assert _run(["cmd"]) == ("auto", 25.0, "SIGTERM", None)
+    assert _run(["--stop-signal", "USR1", "cmd"]) == ("always", 25.0, "SIGUSR1", None)
+    assert _run(["--stop-signal=TERM", "--init", "never", "cmd"]) == ("never", 25.0, "SIGTERM", None)
+    assert _run(["cmd"], {"MA_LAUNCH_SUMMARY": "/tmp/s.json", "MA_LAUNCH_STOP_SIGNAL": "INT"}) == (
+        "always",
+        25.0,
+        "SIGINT",
+        "/tmp/s.json",
+    )
+    assert _run(["--init", "always", "cmd"], {"MA_LAUNCH_SUMMARY": ""}) == ("always", 25.0, "SIGTERM", None)
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["--stop-signal", "KILL", "cmd"], "--stop-signal 'KILL' is not one of TERM, INT, HUP, QUIT, USR1"),
+        (["--stop-signal", "SIGUSR1", "cmd"], "is not one of"),
+        (["--init", "never", "--summary", "s.json", "cmd"], "--summary needs the supervisor"),
+        (["--init", "never", "--stop-signal", "USR1", "cmd"], "--stop-signal needs the supervisor"),
+    ],
+)
+def test_bad_stop_options(argv: list[str], text: str) -> None:
+    with pytest.raises(UsageError, match=text.replace("(", r"\(")):
+        _run(argv)
