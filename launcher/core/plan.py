@@ -49,10 +49,6 @@ class Change(Record):
         self.source = source
         self.kind: ChangeKind = kind
 
-    def relabel(self, source: str) -> Change:
-        """The same change attributed to ``source``."""
-        return Change(self.name, self.value, source, self.kind)
-
 
 class LdDecision(Record):
     """What was done to LD_LIBRARY_PATH and why: the directories added in front, the explanation lines,
