@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from launcher.cli.options import Parsed
+    from launcher.cli.values import RunOptions
     from launcher.core.plan import LaunchPlan
     from launcher.core.request import Request
     from launcher.core.sourcing import ShellOutput
@@ -107,35 +108,46 @@ def launch(args: Sequence[str]) -> int:
     if parsed.flag("ld_save"):
         raise UsageError("--save goes with --ld-report", hint="ma-launch --ld-report -n ENV --save")
     run = values.run_options(parsed)  # checked before planning: a dry run fails as the real run would
-    if not (parsed.flag("dry_run") or parsed.flag("json")) and should_supervise(run.init):
-        from launcher.run import stops
-
-        stops.hold()  # from here a stop request is kept for the supervisor, not lost
-    plan = plan_for(values.request(parsed))
     if parsed.flag("dry_run") or parsed.flag("json"):
-        return dry_run(_rank_table(plan, parsed, wait=False), parsed)
+        return dry_run(_rank_table(plan_for(values.request(parsed)), parsed, wait=False), parsed)
+    late = _placement_warnings(run, parsed) if not parsed.flag("quiet") else []
+    record = _supervise(run, parsed) if should_supervise(run.init) else None
+    plan = plan_for(values.request(parsed))
     if not plan.problems:  # never wait for the rank table of a launch that cannot start
         plan = _rank_table(plan, parsed, wait=True)
-    quiet = parsed.flag("quiet")
-    if not quiet:
+    if not parsed.flag("quiet"):
         from launcher.render.explain import explanation
-        from launcher.run.pid1 import pid1_warnings
 
-        late = pid1_warnings(run.init)
-        if parsed.flag("msrun") and run.init == "never":
-            late.append(UNSUPERVISED_MSRUN)
         for warning in [*plan.warnings, *late]:
             say(f"warning: {warning}")
         for line in explanation(plan, every_variable=parsed.flag("verbose") or parsed.flag("debug")):
             say(line)
-    from launcher.run.execute import run_plan
+    from launcher.run.execute import exec_plan
 
-    return run_plan(
-        plan,
-        init=run.init,
+    return exec_plan(plan, record)  # never returns: it execs, or raises the exec's error
+
+
+def _placement_warnings(run: RunOptions, parsed: Parsed) -> list[str]:
+    """Warnings about how the launch sits in the container (read before a supervisor forks)."""
+    from launcher.run.pid1 import pid1_warnings
+
+    late = pid1_warnings(run.init)
+    if parsed.flag("msrun") and run.init == "never":
+        late.append(UNSUPERVISED_MSRUN)
+    return late
+
+
+def _supervise(run: RunOptions, parsed: Parsed) -> int:
+    """Fork the supervisor (the parent, which never returns here) and go on as its child, which plans and
+    execs the program; the child gets the launch record to write before the exec."""
+    import signal  # the supervisor imports it anyway
+
+    from launcher.run.supervise import supervise_launch
+
+    return supervise_launch(
         grace=run.grace,
-        quiet=quiet,
-        stop_signal=run.stop_signal,
+        quiet=parsed.flag("quiet"),
+        stop_signal=getattr(signal, run.stop_signal),
         summary=run.summary,
         stop_fails=run.stop_fails,
     )
@@ -227,7 +239,6 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
         )
     from launcher.core.plan import Change
     from launcher.modes import RANK_TABLE_MODES, parse_mode
-    from launcher.run import stops
     from launcher.run.ranktable import prepare_rank_table
 
     table = prepare_rank_table(
@@ -236,7 +247,6 @@ def _rank_table(plan: LaunchPlan, parsed: Parsed, *, wait: bool) -> LaunchPlan:
         timeout=values.rank_table_timeout(parsed),
         out_path=parsed.text("rank_table_out"),
         progress=(lambda _text: None) if parsed.flag("quiet") else say,
-        sleep=stops.wait,  # a stop request ends the wait
     )
     if table is None:
         return plan

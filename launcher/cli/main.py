@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Callable, NoReturn, Optional
 
-    from launcher.run.stops import StopRequested
-
 PREFIX = "ma-launch: "
 #: Exit status of an internal error (EX_SOFTWARE): a bug in ma-launch.
 INTERNAL_ERROR = 70
@@ -71,11 +69,6 @@ def guarded(run: Callable[[], int], debug: bool, argv: Sequence[str] = ()) -> in
         return error.exit_code
     except KeyboardInterrupt:
         return 130
-    except _stop_requested() as stop:  # a stop signal while a supervised launch was planning
-        from launcher.run.outcome import end_by_signal, not_started
-
-        say(not_started(stop.signal))
-        end_by_signal(stop.signal)
     except Exception as error:
         if debug:
             _print_traceback(argv)
@@ -86,14 +79,6 @@ def guarded(run: Callable[[], int], debug: bool, argv: Sequence[str] = ()) -> in
         hint = "run again with --debug and report it"
         say(f"error: internal error: {type(error).__name__}: {text} (hint: {hint})")
         return INTERNAL_ERROR
-
-
-def _stop_requested() -> type[StopRequested]:
-    """:class:`launcher.run.stops.StopRequested`, imported only when an exception gets this far (an
-    ``except`` clause evaluates its class when it is reached)."""
-    from launcher.run.stops import StopRequested
-
-    return StopRequested
 
 
 def _print_traceback(argv: Sequence[str]) -> None:

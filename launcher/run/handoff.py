@@ -1,13 +1,14 @@
-"""The program's environment, handed from the launcher to the supervisor across the exec.
+"""The launch record: what the planning child tells the supervisor about the program it is about to exec.
 
-The supervisor runs with the launcher's own environment: given the program's (the env's
-``LD_LIBRARY_PATH`` with its ``libz``, ``libexpat``, ``libffi``, ``libpython``…) the supervisor's
-interpreter could fail to start, and kill the job as PID 1. The program's environment therefore travels
-neither in the supervisor's environment nor on its command line (``/proc/PID/cmdline`` is readable by every
-user, and the values hold secrets), but in an anonymous file (``memfd_create``; an unlinked temporary file
-where there is none) that the supervisor reads and closes before it starts anything, so the program never
-inherits it. Its content: ``NAME=VALUE`` entries, each ended by a NUL byte, as the bytes the kernel will
-get (non-UTF-8 bytes travel as they are).
+In supervise mode the launcher forks first (see :func:`launcher.run.supervise.supervise_launch`): the
+parent supervises, the child plans and then execs the program. The supervisor needs to know, when the
+child ends, whether the program ever started (else the planning failed or was stopped, and the child has
+already said why) and, for the summary of a program that could not load its libraries, which file ran
+with which environment. The child writes that into an anonymous file both share (``memfd_create``; an
+unlinked temporary file where there is none), which no program inherits (close-on-exec): ``E`` and the
+argv[0], the executed file and the ``NAME=VALUE`` entries, each ended by a NUL byte, just before the exec;
+``F`` after an exec that failed. The supervisor reads it when the child has ended. The program's values
+travel on no command line (``/proc/PID/cmdline`` is readable by every user).
 
 Part of the supervisor: standard library only.
 """
@@ -21,57 +22,83 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Optional
 
-
-def environment_fd(environ: Mapping[str, str]) -> Optional[int]:
-    """A new file descriptor, inheritable across exec and positioned at the start, that holds ``environ``;
-    ``None`` when no anonymous file can be made (then the caller supervises in-process)."""
-    data = b"".join(os.fsencode(name) + b"=" + os.fsencode(value) + b"\0" for name, value in environ.items())
-    fd = _anonymous_file()
-    if fd is None:
-        return None
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.set_inheritable(fd, True)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
+EXECUTING = b"E"
+FAILED = b"F"
 
 
-def _anonymous_file() -> Optional[int]:
+class Launched:
+    """What the record says of a program that was exec'd: argv[0], the file, the environment."""
+
+    __slots__ = ("environ", "path", "program")
+
+    def __init__(self, program: str, path: str, environ: dict[str, str]) -> None:
+        self.program = program
+        self.path = path
+        self.environ = environ
+
+
+def new_record() -> Optional[int]:
+    """A new, empty, close-on-exec anonymous file for the record; ``None`` when none can be made."""
     memfd_create = getattr(os, "memfd_create", None)
     if memfd_create is not None:
         try:
-            return int(memfd_create("ma-launch-environment", os.MFD_CLOEXEC))
+            return int(memfd_create("ma-launch-record", os.MFD_CLOEXEC))
         except OSError:
             pass
     try:
         import tempfile
 
-        fd, path = tempfile.mkstemp(prefix=".ma-launch-environment-")  # mode 600, close-on-exec
+        fd, path = tempfile.mkstemp(prefix=".ma-launch-record-")  # mode 600, close-on-exec
     except OSError:
         return None
     os.unlink(path)
     return fd
 
 
-def read_environment(fd: int) -> dict[str, str]:
-    """The environment held by ``fd`` (from :func:`environment_fd`); ``fd`` is closed. Raises ``OSError``
-    when it cannot be read."""
+def executing(fd: int, program: str, path: str, environ: Mapping[str, str]) -> None:
+    """Record, just before the exec, the program about to run (best effort: the exec matters more)."""
+    words = [os.fsencode(program), os.fsencode(path)]
+    words += [os.fsencode(name) + b"=" + os.fsencode(value) for name, value in environ.items()]
+    _append(fd, EXECUTING + b"".join(word + b"\0" for word in words))
+
+
+def failed(fd: int) -> None:
+    """Record that the exec failed (the program never started)."""
+    _append(fd, FAILED)
+
+
+def _append(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     try:
-        chunks = []
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        pass
+
+
+def read_record(fd: int) -> Optional[Launched]:
+    """The program the record says was exec'd, or ``None`` when it never started; ``fd`` is closed."""
+    chunks = []
+    try:
+        offset = 0
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.pread(fd, 1 << 20, offset)
             if not chunk:
                 break
             chunks.append(chunk)
+            offset += len(chunk)
+    except OSError:
+        return None
     finally:
         os.close(fd)
+    data = b"".join(chunks)
+    if not data.startswith(EXECUTING) or data.endswith(FAILED):
+        return None
+    words = data[1:].split(b"\0")[:-1]
+    if len(words) < 2:
+        return None
     environ = {}
-    for entry in b"".join(chunks).split(b"\0")[:-1]:
+    for entry in words[2:]:
         name, _, value = entry.partition(b"=")
         environ[os.fsdecode(name)] = os.fsdecode(value)
-    return environ
+    return Launched(os.fsdecode(words[0]), os.fsdecode(words[1]), environ)

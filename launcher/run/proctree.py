@@ -1,7 +1,7 @@
 """The process tree below the supervisor, read from ``/proc`` (psutil where there is none), and the
 subreaper setting that keeps orphaned descendants in it.
 
-Part of the supervisor: standard library only, no imports beyond what the lean interpreter already has.
+Part of the supervisor: standard library only.
 """
 
 from __future__ import annotations

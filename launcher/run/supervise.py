@@ -20,14 +20,18 @@ ends in SIGKILL after a timeout. The supervisor instead:
   JSON too with ``--summary``) and ends the way the program ended: same exit code, or the same fatal
   signal (128+N as PID 1).
 
-A stop signal that is already pending when the supervisor starts (the launcher keeps one that arrived while
-it was planning, see :mod:`launcher.run.stops`) means the program is not started at all: the supervisor
-ends at once as if killed by that signal (143 for SIGTERM as PID 1).
+A launch that will be supervised forks first, right after its options are read
+(:func:`supervise_launch`): the child plans and execs the program (so the planning costs no second
+interpreter, and a stop request during the planning simply ends the child: the program is then never
+started and the job ends as if killed by that signal, 143 for SIGTERM as PID 1); the parent supervises it
+with the launcher's own environment, so the program's (with the env's libraries on ``LD_LIBRARY_PATH``)
+can never keep the supervisor from running. ``python -m launcher.run.supervise -- COMMAND`` supervises a
+command as it is.
 
 Whether to supervise at all is decided on the launcher's side (:mod:`launcher.run.pid1`). Only the
 standard library is used while the job runs: this module, :mod:`launcher.run.proctree` (the process tree
-from ``/proc``), :mod:`launcher.run.outcome` (the summary and the ending) and :mod:`launcher.run.handoff`
-(the program's environment, handed over on a file descriptor), :mod:`launcher.run.watch` (what is observed to
+from ``/proc``), :mod:`launcher.run.outcome` (the summary and the ending), :mod:`launcher.run.handoff`
+(the launch record: whether and what the child exec'd), :mod:`launcher.run.watch` (what is observed to
 say why the job ended: the memory cgroup, the stop request, devices still held, the loader),
 :mod:`launcher.run.verdict` (the reason and the notes) and :mod:`launcher.run.report` (the JSON summary).
 This module is over 300 lines because the supervisor is one state machine whose steps share its state;
@@ -42,11 +46,11 @@ import sys
 import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
-from launcher.run import outcome, proctree
+from launcher.run import handoff, outcome, proctree
 from launcher.run.watch import Watch
 
-# The supervisor runs in a lean interpreter for the whole job: typing and contextlib (and what they pull
-# in) are not imported at run time; annotations are strings.
+# The supervisor stays resident for the whole job: typing and contextlib (and what they pull in) are not
+# imported at run time; annotations are strings.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -112,14 +116,45 @@ def run_supervised(
     """
     if not argv:
         raise UsageError("no command to run")
-    _Supervisor(argv, env, grace, quiet, stop_signal, summary, stop_fails).run()
+    supervisor = _Supervisor(argv, env, grace, quiet, stop_signal, summary, stop_fails)
+    supervisor.prepare()
+    supervisor.start_program()
+    supervisor.supervise_to_the_end()
+
+
+def supervise_launch(
+    *,
+    grace: float = DEFAULT_GRACE,
+    quiet: bool = False,
+    stop_signal: int = signal.SIGTERM,
+    summary: Optional[str] = None,
+    stop_fails: bool = False,
+) -> int:
+    """Fork the launch: returns in the child, which goes on to plan and exec the program, with the file
+    descriptor of the launch record it must write just before the exec (:mod:`launcher.run.handoff`);
+    in the parent, supervises that child and never returns.
+
+    The child runs in its own process group (with the terminal, when there is one), with default signal
+    dispositions (but those the launcher's parent ignored) and nothing blocked; a stop signal forwarded
+    while it plans ends it before the program starts."""
+    record = handoff.new_record()
+    if record is None:
+        raise CommandNotExecutable(
+            "cannot supervise: no anonymous file can be made for the launch record",
+            hint="check the limits on open files, or run with --init never",
+        )
+    supervisor = _Supervisor([], None, grace, quiet, stop_signal, summary, stop_fails)
+    supervisor.prepare()
+    if not supervisor.fork_child():
+        supervisor.supervise_to_the_end(record)  # never returns
+    return record
 
 
 class _Supervisor:
     def __init__(
         self,
         argv: Sequence[str],
-        env: Mapping[str, str],
+        env: Optional[Mapping[str, str]],
         grace: float,
         quiet: bool,
         stop_signal: int,
@@ -150,37 +185,17 @@ class _Supervisor:
 
     # -- start ----------------------------------------------------------------------------------------------
 
-    def run(self) -> NoReturn:
+    def prepare(self) -> None:
+        """Become a supervisor: the signals it waits for blocked (so none is lost from now on), SIGCHLD
+        reported, a subreaper when not PID 1; the memory cgroup read; the terminal noted."""
         self.started = time.monotonic()
         self.cpu_before = outcome.children_usage()[0]
         # An inherited "ignore SIGCHLD" makes the kernel reap for us and hides every exit status.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [*self.waited, *_TTY_SIGNALS])
-        self._stop_if_requested()
         if self.me != 1:
             proctree.become_subreaper()
         self.watch.begin(self.started)
-        try:
-            self._start()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
-            raise
-        self._supervise()
-        self._drain()
-        self._finish()
-
-    def _stop_if_requested(self) -> None:
-        """A stop asked for before the program started: do not start it; end as killed by that signal. Said
-        even under ``--quiet``: the job ends without its program ever running."""
-        pending = signal.sigpending()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
-            if sig in pending and sig in self.forwarded:
-                signal.sigtimedwait({sig}, 0)
-                sys.stderr.write(PREFIX + outcome.not_started(sig) + "\n")
-                _write_not_started(self.summary, outcome.not_started(sig), 128 + sig)
-                outcome.end_by_signal(sig)
-
-    def _start(self) -> None:
         try:
             if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
                 self.tty = 0
@@ -189,6 +204,72 @@ class _Supervisor:
         for stream in (sys.stdout, sys.stderr):
             with _suppress(OSError, ValueError, AttributeError):
                 stream.flush()
+
+    def supervise_to_the_end(self, record: Optional[int] = None) -> NoReturn:
+        """Wait for the program (forwarding signals, reaping), stop what is left, and end like it. With a
+        launch ``record``, a child that never exec'd the program ends the job as the child ended."""
+        self._supervise()
+        if record is not None:
+            launched = handoff.read_record(record)
+            if launched is None:
+                self._not_started()
+            else:
+                self.argv, self.env = [launched.program], launched.environ
+        self._drain()
+        self._finish()
+
+    def fork_child(self) -> bool:
+        """Fork a child in its own process group, ready to go on (the launch mode); whether this is the
+        child."""
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
+            raise CommandNotExecutable(
+                f"cannot start a process: {exc.strerror}", hint="check the process limits"
+            ) from exc
+        if pid == 0:
+            self._become_the_child()
+            return True
+        self._adopt(pid)
+        return False
+
+    def _become_the_child(self) -> None:
+        """In the child: its own process group and the terminal; default signal dispositions (ignored ones
+        stay ignored) and nothing blocked, as the program must get them."""
+        os.setpgid(0, 0)
+        if self.tty >= 0:
+            with _suppress(OSError):
+                os.tcsetpgrp(self.tty, os.getpid())  # SIGTTOU is blocked here, so this works
+        for sig in (*self.forwarded, signal.SIGPIPE, signal.SIGXFSZ, *_TTY_SIGNALS):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+    def _adopt(self, pid: int) -> None:
+        self.pid = pid
+        with _suppress(OSError):
+            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
+
+    def _not_started(self) -> NoReturn:
+        """The child ended before the program started. Stopped by a forwarded signal: say so (even under
+        ``--quiet``: the job ends without its program ever running) and end as killed by it; else the child
+        has said why (a planning error), and the job ends with its status."""
+        status = self.status if self.status is not None else 0
+        self._take_tty_back()
+        stop = self.watch.stop
+        if os.WIFSIGNALED(status) and stop is not None:
+            sig = os.WTERMSIG(status)
+            line = outcome.not_started(sig)
+            sys.stderr.write(PREFIX + line + "\n")
+            _write_not_started(self.summary, line, 128 + sig)
+            outcome.end_by_signal(sig)
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        _write_not_started(self.summary, f"the program was not started ({outcome.how(status)})", code)
+        outcome.end_like(status)
+
+    def start_program(self) -> None:
+        """Start ``argv`` as the child and wait until it exec'd (the command mode); raises the exec's error
+        when it could not."""
         ready, report = os.pipe()  # both ends close-on-exec
         try:
             pid = os.fork()
@@ -201,9 +282,7 @@ class _Supervisor:
         if pid == 0:  # pragma: no cover - the child either execs or _exits
             self._child(ready, report)
         os.close(report)
-        self.pid = pid
-        with _suppress(OSError):
-            os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
+        self._adopt(pid)
         chunks = []
         while True:
             chunk = os.read(ready, 64)
@@ -214,6 +293,7 @@ class _Supervisor:
         if chunks:
             os.waitpid(pid, 0)
             self._take_tty_back()
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
             code = int(b"".join(chunks) or b"0")
             raise exec_error(self.argv[0], code)
 
@@ -221,14 +301,8 @@ class _Supervisor:
         code = 0
         try:
             os.close(ready)
-            os.setpgid(0, 0)
-            if self.tty >= 0:
-                with _suppress(OSError):
-                    os.tcsetpgrp(self.tty, os.getpid())  # SIGTTOU is blocked here, so this works
-            for sig in (*self.forwarded, signal.SIGPIPE, signal.SIGXFSZ, *_TTY_SIGNALS):
-                signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
-            os.execvpe(self.argv[0], self.argv, dict(self.env))  # noqa: S606
+            self._become_the_child()
+            os.execvpe(self.argv[0], self.argv, dict(self.env or os.environ))  # noqa: S606
         except OSError as exc:
             code = exc.errno or 0
         except BaseException:  # noqa: S110 - anything else is reported as "cannot run"
@@ -356,7 +430,7 @@ class _Supervisor:
             leftovers=self.leftovers,
             leftovers_killed=self.leftovers_killed,
             program=self.argv[0],
-            environ=self.env,
+            environ=self.env if self.env is not None else os.environ,
             explain=not self.quiet or self.summary is not None,
         )
         cpu, peak = outcome.children_usage()
@@ -385,13 +459,9 @@ def _write_not_started(path: Optional[str], line: str, status: int) -> None:
 
 
 def _main(args: list[str]) -> NoReturn:
-    """Entry of the lean supervisor process (``launcher.run.execute.run_plan`` execs into it); also
-    ``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-signal SIGUSR1] [--summary FILE]
-    [--stop-fails] [--] COMMAND...`` for debugging.
-
-    ``--environment-fd N``: the program's environment is on file descriptor N (see
-    :mod:`launcher.run.handoff`), read and closed before anything starts; else it is ours."""
-    grace, quiet, environ = DEFAULT_GRACE, False, None
+    """``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-signal SIGUSR1] [--summary FILE]
+    [--stop-fails] [--] COMMAND...``: supervise a command as it is, with this environment."""
+    grace, quiet = DEFAULT_GRACE, False
     stop_signal, summary, stop_fails = signal.SIGTERM, None, False
     try:
         while args and args[0].startswith("--"):
@@ -408,16 +478,11 @@ def _main(args: list[str]) -> NoReturn:
                 stop_signal = signal.Signals[args.pop(0)]
             elif option == "--summary" and args:
                 summary = args.pop(0)
-            elif option == "--environment-fd" and args:
-                from launcher.run.handoff import read_environment
-
-                environ = read_environment(int(args.pop(0)))
             else:
                 sys.exit(f"{PREFIX}error: unknown option {option}")
-        program_env = os.environ if environ is None else environ
         run_supervised(
             args,
-            program_env,
+            os.environ,
             grace=grace,
             quiet=quiet,
             stop_signal=stop_signal,

@@ -48,15 +48,15 @@ def test_pid1_sigterm_ends_a_handlerless_program_at_once(tmp_path: Path) -> None
     assert_clean(err)
 
 
-def test_the_resident_supervisor_is_the_lean_interpreter(tmp_path: Path) -> None:
+def test_the_supervisor_is_the_launcher_and_the_program_its_child(tmp_path: Path) -> None:
+    """A supervised launch forks before it plans: the process started stays as the supervisor (no second
+    interpreter to start), the program is its direct child, and a stop reaches it through the supervisor."""
     ready = tmp_path / "ready"
     proc = start(cli(*prog("sleep", "60", str(ready)), quiet=True))
     wait_file(ready)
-    argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-    assert b"-I" in argv and b"-S" in argv, argv  # same PID, new isolated interpreter without site
-    assert any(b"launcher.run.supervise" in word for word in argv)
     program = int(ready.read_text())
     assert Path(f"/proc/{program}/stat").read_text().split(") ")[1].split()[1] == str(proc.pid)
+    assert Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"launcher"]
     os.kill(proc.pid, signal.SIGTERM)
     code, err = finish(proc)
     assert code == -signal.SIGTERM and err == ""

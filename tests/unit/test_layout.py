@@ -3,7 +3,7 @@ inside functions included).
 
 - ``core``, ``ld``, ``modelarts`` and ``render`` decide and show; they never import ``run`` (the only code
   with side effects), ``cli``, ``image``, ``typer`` or ``subprocess``.
-- The supervisor runs for the whole job in a lean interpreter: its modules (:data:`SUPERVISOR`) import the
+- The supervisor stays resident for the whole job: its modules (:data:`SUPERVISOR`) import the
   standard library, each other and a few small modules that are standard library only themselves
   (:data:`SUPERVISOR_MAY_USE`: the error vocabulary and the masking rule it applies, ``Record``, the
   platform's fixed values and restart counts), and nothing else.
