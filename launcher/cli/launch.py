@@ -140,14 +140,12 @@ def _placement_warnings(run: RunOptions, parsed: Parsed) -> list[str]:
 def _supervise(run: RunOptions, parsed: Parsed) -> int:
     """Fork the supervisor (the parent, which never returns here) and go on as its child, which plans and
     execs the program; the child gets the launch record to write before the exec."""
-    import signal  # the supervisor imports it anyway
+    from launcher.run.fork import fork_launch
 
-    from launcher.run.supervise import supervise_launch
-
-    return supervise_launch(
+    return fork_launch(
         grace=run.grace,
         quiet=parsed.flag("quiet"),
-        stop_signal=getattr(signal, run.stop_signal),
+        stop_signal=run.stop_signal,
         summary=run.summary,
         stop_fails=run.stop_fails,
     )

@@ -5,6 +5,7 @@ is also a problem (exit 78) that ``--dry-run`` still shows (see :mod:`launcher.c
 from __future__ import annotations
 
 from launcher.errors import ConfigError
+from launcher.modelarts import facts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 def restarts_step(draft: Draft) -> None:
     """Whether the platform runs the boot command again (``MA_PROC_START_CNT``, ``MA_SCHEDULE_CNT``)."""
+    if not (draft.base.get(facts.START_COUNT) or draft.base.get(facts.SCHEDULE_COUNT)):
+        return  # a first start off the platform: nothing to read (and nothing more to import)
     from launcher.modelarts.restarts import restarts
 
     found = restarts(draft.base)
@@ -43,16 +46,20 @@ def lint_step(draft: Draft) -> None:
 def preflight_step(draft: Draft) -> None:
     """The visible accelerators against MA_NUM_GPUS and torchrun's processes per node, in the program's
     environment (see :mod:`launcher.modelarts.devices`)."""
+    request = draft.request
+    environ = draft.env.env
+    named = (*facts.VISIBLE_GPU_VARIABLES, *facts.VISIBLE_NPU_VARIABLES, "MA_NUM_GPUS")
+    if not request.torchrun and not any(name in environ for name in named):
+        return  # nothing says how many accelerators there should be: nothing to compare
     from launcher.modelarts.devices import preflight, whole_number
 
-    request = draft.request
     nproc = None
     if request.torchrun and draft.dist is not None:
         from launcher.modelarts.torchrun import processes_per_node
 
         nproc = processes_per_node(draft.dist, request.torchrun_args)
-    gpus = whole_number(draft.env.env.get("MA_NUM_GPUS"))
-    _report(draft, preflight(draft.env.env, gpus=gpus, nproc=nproc), "preflight")
+    gpus = whole_number(environ.get("MA_NUM_GPUS"))
+    _report(draft, preflight(environ, gpus=gpus, nproc=nproc), "preflight")
 
 
 def _report(draft: Draft, found: Sequence[LintWarning], what: str) -> None:

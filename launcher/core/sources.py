@@ -14,6 +14,7 @@ import os
 from launcher.core.paths import split_path
 from launcher.core.plan import Change
 from launcher.errors import AccessError, NotFoundError
+from launcher.modelarts import facts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def files_to_source(
     file can build on them."""
     found: list[tuple[str, str]] = []
     notes: list[str] = []
-    if cann == "auto":
+    if cann == "auto" and (environ.get(facts.CANN_HOME_VARIABLE) or os.path.isdir(facts.ASCEND_DIR)):
         from launcher.modelarts.cann import find_set_env
 
         for script in find_set_env(environ):

@@ -67,7 +67,7 @@ def toolkit_candidates(environ: Mapping[str, str]) -> list[str]:
     """Where the toolkit's set_env.sh may be, in order: ``$ASCEND_TOOLKIT_HOME/set_env.sh`` and its parent's
     (``ASCEND_TOOLKIT_HOME`` usually names ``…/ascend-toolkit/latest``), then the documented place."""
     found: list[str] = []
-    home = environ.get("ASCEND_TOOLKIT_HOME", "").rstrip("/")
+    home = environ.get(facts.CANN_HOME_VARIABLE, "").rstrip("/")
     if home.startswith("/"):
         found += [f"{home}/{facts.CANN_SET_ENV}", f"{os.path.dirname(home)}/{facts.CANN_SET_ENV}"]
     found.append(f"{facts.CANN_TOOLKIT_DIR}/{facts.CANN_SET_ENV}")

@@ -24,7 +24,12 @@ from __future__ import annotations
 import os
 
 from launcher.core.record import Record
-from launcher.modelarts.facts import DEVICE_ROOT, DEVICE_ROOT_VARIABLE
+from launcher.modelarts.facts import (
+    DEVICE_ROOT,
+    DEVICE_ROOT_VARIABLE,
+    VISIBLE_GPU_VARIABLES,
+    VISIBLE_NPU_VARIABLES,
+)
 from launcher.modelarts.lint import LintWarning
 
 TYPE_CHECKING = False
@@ -35,8 +40,8 @@ if TYPE_CHECKING:
 #: Device names of one card of each kind, followed by its number.
 _NODE_NAMES = {"gpu": "nvidia", "npu": "davinci"}
 _VARIABLES = {
-    "gpu": ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES"),
-    "npu": ("ASCEND_RT_VISIBLE_DEVICES", "ASCEND_VISIBLE_DEVICES"),
+    "gpu": VISIBLE_GPU_VARIABLES,
+    "npu": VISIBLE_NPU_VARIABLES,
 }
 _NOUN = {"gpu": "GPU", "npu": "NPU"}
 _MAX_DEVICES = 4096

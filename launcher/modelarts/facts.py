@@ -43,12 +43,17 @@ ASCEND_DIR = "/usr/local/Ascend"
 ASCEND_DRIVER_DIR = ASCEND_DIR + "/driver"
 CANN_TOOLKIT_DIR = ASCEND_DIR + "/ascend-toolkit"
 CANN_ATB_DIR = ASCEND_DIR + "/nnal/atb"
+#: Where an installed toolkit says it is (its directory, or its ``latest``).
+CANN_HOME_VARIABLE = "ASCEND_TOOLKIT_HOME"
 CANN_SET_ENV = "set_env.sh"
 
 #: Where device nodes are, and the names of accelerator devices in it: GPUs (``nvidia0``…, ``nvidiactl``,
 #: ``nvidia-uvm``) and Ascend NPUs (``davinci0``…, ``davinci_manager``); the numbered ones are the cards.
 #: ``MA_LAUNCH_DEVICE_ROOT`` points ma-launch at another directory (tests).
 DEVICE_ROOT = "/dev"
+#: The variables that list the visible accelerators, in the order they decide: GPUs, then Ascend NPUs.
+VISIBLE_GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES")
+VISIBLE_NPU_VARIABLES = ("ASCEND_RT_VISIBLE_DEVICES", "ASCEND_VISIBLE_DEVICES")
 ACCELERATOR_PREFIXES = ("nvidia", "davinci")
 DEVICE_ROOT_VARIABLE = "MA_LAUNCH_DEVICE_ROOT"
 

@@ -21,7 +21,7 @@ ends in SIGKILL after a timeout. The supervisor instead:
   signal (128+N as PID 1).
 
 A launch that will be supervised forks first, right after its options are read
-(:func:`supervise_launch`): the child plans and execs the program (so the planning costs no second
+(:mod:`launcher.run.fork`): the child plans and execs the program (so the planning costs no second
 interpreter, and a stop request during the planning simply ends the child: the program is then never
 started and the job ends as if killed by that signal, 143 for SIGTERM as PID 1); the parent supervises it
 with the launcher's own environment, so the program's (with the env's libraries on ``LD_LIBRARY_PATH``)
@@ -47,6 +47,7 @@ import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
 from launcher.run import handoff, outcome, proctree
+from launcher.run.fork import FORWARDED, STOPPING, become_the_child, block, flush, terminal
 from launcher.run.watch import Watch
 
 # The supervisor stays resident for the whole job: typing and contextlib (and what they pull in) are not
@@ -55,7 +56,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
-    from typing import NoReturn, Optional
+    from typing import NoReturn, Optional, Union
 
 PREFIX = "ma-launch: "
 
@@ -77,21 +78,6 @@ class _suppress:
 
 DEFAULT_GRACE = 25.0
 
-FORWARDED: tuple[signal.Signals, ...] = (
-    signal.SIGHUP,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGTERM,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
-    signal.SIGALRM,
-    signal.SIGCONT,
-)
-STOPPING = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM})
-# Blocked for the whole life of the supervisor; TTIN/TTOU so that taking the terminal back from the
-# background (tcsetpgrp) and writing the summary never stop us.
-_TTY_SIGNALS = (signal.SIGTTIN, signal.SIGTTOU)
 # How long to wait for SIGKILLed processes to be reaped before giving up on them (D state, NFS...).
 _KILL_WAIT = 5.0
 
@@ -122,32 +108,27 @@ def run_supervised(
     supervisor.supervise_to_the_end()
 
 
-def supervise_launch(
+def adopt_launch(
+    pid: int,
+    record: int,
     *,
+    tty: int,
+    old_mask: set[int],
     grace: float = DEFAULT_GRACE,
     quiet: bool = False,
-    stop_signal: int = signal.SIGTERM,
+    stop_signal: Union[int, str] = signal.SIGTERM,
     summary: Optional[str] = None,
     stop_fails: bool = False,
-) -> int:
-    """Fork the launch: returns in the child, which goes on to plan and exec the program, with the file
-    descriptor of the launch record it must write just before the exec (:mod:`launcher.run.handoff`);
-    in the parent, supervises that child and never returns.
-
-    The child runs in its own process group (with the terminal, when there is one), with default signal
-    dispositions (but those the launcher's parent ignored) and nothing blocked; a stop signal forwarded
-    while it plans ends it before the program starts."""
-    record = handoff.new_record()
-    if record is None:
-        raise CommandNotExecutable(
-            "cannot supervise: no anonymous file can be made for the launch record",
-            hint="check the limits on open files, or run with --init never",
-        )
+) -> NoReturn:
+    """Supervise the launch child ``pid`` forked by :func:`launcher.run.fork.fork_launch` (the signals
+    already blocked, ``old_mask`` the mask before, ``tty`` the terminal handed to the child) until the end,
+    and end like it; ``record`` is the launch record the child writes before it execs the program."""
+    if isinstance(stop_signal, str):
+        stop_signal = signal.Signals[stop_signal]
     supervisor = _Supervisor([], None, grace, quiet, stop_signal, summary, stop_fails)
-    supervisor.prepare()
-    if not supervisor.fork_child():
-        supervisor.supervise_to_the_end(record)  # never returns
-    return record
+    supervisor.prepare(tty=tty, old_mask=old_mask)
+    supervisor.adopt(pid)
+    supervisor.supervise_to_the_end(record)
 
 
 class _Supervisor:
@@ -180,30 +161,23 @@ class _Supervisor:
         self.cpu_before = 0.0
         # Signals our parent set to "ignored" (nohup) stay ignored and are not forwarded.
         self.forwarded = [s for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN]
-        self.waited = {*self.forwarded, signal.SIGCHLD}
+        self.waited: set[int] = {*self.forwarded, signal.SIGCHLD}
         self.old_mask: set[int] = set()
 
     # -- start ----------------------------------------------------------------------------------------------
 
-    def prepare(self) -> None:
-        """Become a supervisor: the signals it waits for blocked (so none is lost from now on), SIGCHLD
-        reported, a subreaper when not PID 1; the memory cgroup read; the terminal noted."""
+    def prepare(self, *, tty: Optional[int] = None, old_mask: Optional[set[int]] = None) -> None:
+        """Become a supervisor: the signals it waits for blocked (so none is lost from now on; already done
+        when ``old_mask`` is given), SIGCHLD reported, a subreaper when not PID 1; the memory cgroup read;
+        the terminal noted (or ``tty``)."""
         self.started = time.monotonic()
         self.cpu_before = outcome.children_usage()[0]
-        # An inherited "ignore SIGCHLD" makes the kernel reap for us and hides every exit status.
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, [*self.waited, *_TTY_SIGNALS])
+        self.old_mask = old_mask if old_mask is not None else block(self.forwarded)
         if self.me != 1:
             proctree.become_subreaper()
         self.watch.begin(self.started)
-        try:
-            if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
-                self.tty = 0
-        except OSError:
-            self.tty = -1
-        for stream in (sys.stdout, sys.stderr):
-            with _suppress(OSError, ValueError, AttributeError):
-                stream.flush()
+        self.tty = tty if tty is not None else terminal()
+        flush()
 
     def supervise_to_the_end(self, record: Optional[int] = None) -> NoReturn:
         """Wait for the program (forwarding signals, reaping), stop what is left, and end like it. With a
@@ -218,34 +192,8 @@ class _Supervisor:
         self._drain()
         self._finish()
 
-    def fork_child(self) -> bool:
-        """Fork a child in its own process group, ready to go on (the launch mode); whether this is the
-        child."""
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
-            raise CommandNotExecutable(
-                f"cannot start a process: {exc.strerror}", hint="check the process limits"
-            ) from exc
-        if pid == 0:
-            self._become_the_child()
-            return True
-        self._adopt(pid)
-        return False
-
-    def _become_the_child(self) -> None:
-        """In the child: its own process group and the terminal; default signal dispositions (ignored ones
-        stay ignored) and nothing blocked, as the program must get them."""
-        os.setpgid(0, 0)
-        if self.tty >= 0:
-            with _suppress(OSError):
-                os.tcsetpgrp(self.tty, os.getpid())  # SIGTTOU is blocked here, so this works
-        for sig in (*self.forwarded, signal.SIGPIPE, signal.SIGXFSZ, *_TTY_SIGNALS):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-    def _adopt(self, pid: int) -> None:
+    def adopt(self, pid: int) -> None:
+        """``pid`` is the program's process (or the launch child that becomes it): its own group."""
         self.pid = pid
         with _suppress(OSError):
             os.setpgid(pid, pid)  # also done in the child; whichever runs first wins
@@ -282,7 +230,7 @@ class _Supervisor:
         if pid == 0:  # pragma: no cover - the child either execs or _exits
             self._child(ready, report)
         os.close(report)
-        self._adopt(pid)
+        self.adopt(pid)
         chunks = []
         while True:
             chunk = os.read(ready, 64)
@@ -301,7 +249,7 @@ class _Supervisor:
         code = 0
         try:
             os.close(ready)
-            self._become_the_child()
+            become_the_child(self.tty, self.forwarded)
             os.execvpe(self.argv[0], self.argv, dict(self.env or os.environ))  # noqa: S606
         except OSError as exc:
             code = exc.errno or 0

@@ -1,0 +1,151 @@
+"""Forking a supervised launch before it plans, and the signal state on both sides of the fork.
+
+The launcher forks as soon as its options are read: the child goes on to plan and exec the program, the
+parent becomes its supervisor (:mod:`launcher.run.supervise`). So that no signal is lost, the signals the
+supervisor waits for are blocked before the fork; the child then gets the signal state a program must get
+(default dispositions, except those the launcher's parent ignored; nothing blocked), its own process group
+and the terminal. The parent imports the supervisor only after the fork, while the child is already
+planning on the other CPU: this module uses the C module ``_signal``, not ``signal`` (which imports
+``enum``).
+
+Part of the supervisor: standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Sequence
+    from typing import NoReturn, Optional, Union
+else:
+    import _signal
+
+#: Forwarded to the program's process group.
+FORWARDED = (
+    _signal.SIGHUP,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGTERM,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+    _signal.SIGWINCH,
+    _signal.SIGALRM,
+    _signal.SIGCONT,
+)
+#: The signals that ask the program to stop (and start the grace period).
+STOPPING = frozenset({_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM})
+#: Blocked for the whole life of the supervisor, so that taking the terminal back from the background
+#: (tcsetpgrp) and writing the summary never stop it.
+TTY_SIGNALS = (_signal.SIGTTIN, _signal.SIGTTOU)
+
+
+def forwarded() -> list[int]:
+    """The signals to forward: all but those the launcher's parent set to "ignored" (``nohup``), which
+    stay ignored."""
+    return [sig for sig in FORWARDED if _signal.getsignal(sig) != _signal.SIG_IGN]
+
+
+def block(signals: Sequence[int]) -> set[int]:
+    """Block what the supervisor waits for (``signals`` and SIGCHLD, reported: an inherited "ignore
+    SIGCHLD" would have the kernel reap for us and hide every exit status); the mask before."""
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    return set(_signal.pthread_sigmask(_signal.SIG_BLOCK, [*signals, _signal.SIGCHLD, *TTY_SIGNALS]))
+
+
+def terminal() -> int:
+    """0 when stdin is a terminal whose foreground process group is ours (the program gets it), else -1."""
+    try:
+        return 0 if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp() else -1
+    except OSError:
+        return -1
+
+
+def flush() -> None:
+    """Flush our streams (what is buffered would be written twice after a fork, or lost at an exec)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - contextlib is not imported here
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+def become_the_child(tty: int, signals: Sequence[int]) -> None:
+    """In the child: its own process group, the terminal, default dispositions for the forwarded
+    ``signals`` (and SIGPIPE, SIGXFSZ, the terminal's), nothing blocked: the state a program must get."""
+    os.setpgid(0, 0)
+    if tty >= 0:
+        try:  # noqa: SIM105 - contextlib is not imported here
+            os.tcsetpgrp(tty, os.getpid())  # SIGTTOU is blocked here, so this works
+        except OSError:
+            pass
+    for sig in (*signals, _signal.SIGPIPE, _signal.SIGXFSZ, *TTY_SIGNALS):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+
+
+def fork_launch(
+    *,
+    grace: float,
+    quiet: bool,
+    stop_signal: Union[int, str],
+    summary: Optional[str],
+    stop_fails: bool,
+) -> int:
+    """Fork: returns in the child, which goes on to plan and exec the program, the file descriptor of the
+    launch record it writes just before the exec (:mod:`launcher.run.handoff`); the parent supervises the
+    child (``stop_signal`` by number or name) and never returns. Raises
+    :class:`~launcher.errors.CommandNotExecutable` when no process or record can be made."""
+    from launcher.run import handoff
+
+    signals = forwarded()
+    old_mask = block(signals)
+    tty = terminal()
+    flush()
+    record = handoff.new_record()
+    try:
+        if record is None:
+            raise OSError("no anonymous file can be made for the launch record")
+        pid = os.fork()
+    except OSError as exc:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, old_mask)
+        from launcher.errors import CommandNotExecutable
+
+        raise CommandNotExecutable(
+            f"cannot start a supervised process: {exc}", hint="check the process limits, or use --init never"
+        ) from None
+    if pid != 0:
+        _supervise(
+            pid, record, tty, old_mask, grace, quiet, stop_signal, summary, stop_fails
+        )  # never returns
+    become_the_child(tty, signals)
+    return record
+
+
+def _supervise(
+    pid: int,
+    record: int,
+    tty: int,
+    old_mask: set[int],
+    grace: float,
+    quiet: bool,
+    stop_signal: Union[int, str],
+    summary: Optional[str],
+    stop_fails: bool,
+) -> NoReturn:
+    from launcher.run.supervise import adopt_launch  # only now: the child plans meanwhile
+
+    adopt_launch(
+        pid,
+        record,
+        tty=tty,
+        old_mask=old_mask,
+        grace=grace,
+        quiet=quiet,
+        stop_signal=stop_signal,
+        summary=summary,
+        stop_fails=stop_fails,
+    )
