@@ -1,7 +1,7 @@
 """Carrying out a plan: change directory and replace this process with the program.
 
 The only module that calls ``chdir`` and ``exec``. In supervise mode this process is the child the
-supervisor forked before planning (:func:`launcher.run.supervise.supervise_launch`), and it records the
+supervisor forked before planning (:func:`launcher.run.fork.fork_launch`), and it records the
 exec for the supervisor first. Nothing here captures, pipes or re-encodes output:
 file descriptors 0, 1 and 2 pass to the program untouched.
 """

@@ -1,6 +1,6 @@
 """The launch record: what the planning child tells the supervisor about the program it is about to exec.
 
-In supervise mode the launcher forks first (see :func:`launcher.run.supervise.supervise_launch`): the
+In supervise mode the launcher forks first (see :func:`launcher.run.fork.fork_launch`): the
 parent supervises, the child plans and then execs the program. The supervisor needs to know, when the
 child ends, whether the program ever started (else the planning failed or was stopped, and the child has
 already said why) and, for the summary of a program that could not load its libraries, which file ran
