@@ -12,12 +12,19 @@ from __future__ import annotations
 import os
 
 from launcher.core import activation, command, libpath, paths, programs, sources, workdir
-from launcher.core.checks import lint_step, preflight_step, restarts_step
 from launcher.core.conda import EnvChoice, choose_env
+from launcher.core.jobsteps import (
+    channel_variables_step,
+    detect_platform_step,
+    distributed_step,
+    lint_step,
+    preflight_step,
+    restarts_step,
+    split_channels_step,
+)
 from launcher.core.plan import EnvBuilder, LaunchPlan, LdDecision
 from launcher.errors import UsageError
 from launcher.modelarts.platform import LOCAL
-from launcher.modes import LD_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -77,62 +84,6 @@ class Draft:
             warnings=tuple(self.warnings),
             problems=tuple(self.problems),
         )
-
-
-def check_request(request: Request) -> None:
-    """Reject requests that leave nothing to plan (UsageError, exit 2)."""
-    if not request.command and request.shell_line is None:
-        raise UsageError(
-            "no command given",
-            hint="usage: ma-launch [OPTIONS] [--] COMMAND [ARGS...]; ma-launch --help lists the options "
-            "and the bake, doctor and pack commands",
-        )
-    if request.shell_line is not None and not request.shell_line.strip() and not request.command:
-        raise UsageError("the -c command line is empty", hint="give -c 'cd code && bash run.sh'")
-    if request.shell_line is None and request.command and not request.command[0]:
-        what = "the training script" if request.torchrun else "the command"
-        raise UsageError(f"{what} is an empty word ('')", hint="check the quoting of the boot command")
-    if request.ld_mode not in LD_MODES:
-        raise UsageError(
-            f"--ld-library-path {request.ld_mode!r} is not one of {', '.join(LD_MODES)}",
-            hint=f"use --ld-library-path {LD_MODES[0]}",
-        )
-    launcher = "--torchrun" if request.torchrun else "--msrun" if request.msrun else None
-    if launcher and request.shell_line is not None:
-        raise UsageError(
-            f"{launcher} and -c do not go together", hint=f"give the training script after {launcher}"
-        )
-    if request.torchrun and request.msrun:
-        raise UsageError(
-            "--torchrun and --msrun do not go together", hint="choose the launcher your framework uses"
-        )
-
-
-def detect_platform_step(draft: Draft) -> None:
-    """Which ModelArts service (if any) runs this container."""
-    from launcher.modelarts.platform import detect_platform
-
-    draft.platform = detect_platform(draft.base)
-    draft.decisions.append(f"platform: {draft.platform.describe()}")
-
-
-def split_channels_step(draft: Draft) -> None:
-    """Take the trailing channel arguments off the command (``--channel-args env|drop``)."""
-    request = draft.request
-    if request.channel_args == "pass":
-        return
-    from launcher.modelarts.channels import split_channel_args
-
-    # After -c every word is appended; otherwise the first word is the program and never a channel.
-    words = ["-c", *request.command] if request.shell_line is not None else list(request.command)
-    split = split_channel_args(words, draft.base, mode=request.channel_args, names=request.channel_names)
-    if split.removed:
-        verb = "turned into variables" if request.channel_args == "env" else "dropped"
-        draft.decisions.append(
-            f"channel arguments {verb}: {' '.join(split.removed)} (names from {split.names_from})"
-        )
-    draft.command = tuple(split.argv[1:] if request.shell_line is not None else split.argv)
-    draft.channel_env = dict(split.env)
 
 
 def choose_env_step(draft: Draft) -> None:
@@ -200,39 +151,6 @@ def activate_step(draft: Draft) -> None:
     if scripts:
         draft.decisions.append(f"sourced {len(scripts)} activate.d script(s) with bash")
     draft.decisions += [sources.summary(f.source, changed) for f in files]
-
-
-def channel_variables_step(draft: Draft) -> None:
-    """The channel arguments taken off the command, as variables (``--channel-args env``)."""
-    source = "channel argument appended by the platform (--channel-args env)"
-    for name, value in draft.channel_env.items():
-        draft.env.set(name, value, source, "channel")
-
-
-def distributed_step(draft: Draft) -> None:
-    """Derive the distributed variables on ModelArts (unless --no-dist-env; --torchrun and --msrun need the
-    values anyway, on a single node off ModelArts too)."""
-    request = draft.request
-    launcher = request.torchrun or request.msrun
-    if not launcher and not (request.dist_env and draft.platform.on_modelarts):
-        return
-    from launcher.modelarts.distributed import dist_env
-
-    dist = dist_env(
-        draft.env.env, draft.platform, master_port=request.master_port, world_per_node=request.world_per_node
-    )
-    draft.dist = dist
-    if request.dist_env:
-        for name, value in dist.set.items():
-            draft.env.set(
-                name, value, f"distributed training: {dist.sources.get(name, 'derived')}", "distributed"
-            )
-    if draft.platform.on_modelarts or request.torchrun or request.msrun:
-        draft.decisions.append(
-            f"distributed: {dist.nnodes} node(s), this is node {dist.node_rank}, {dist.nproc_per_node} "
-            f"process(es) per node, master {dist.master_addr}:{dist.master_port}"
-        )
-        draft.decisions.extend(dist.notes)
 
 
 def output_step(draft: Draft) -> None:
@@ -394,7 +312,7 @@ def build_plan(
     """
     from launcher.ld.store import NullStore
 
-    check_request(request)
+    request.check()
     store = ld_store if ld_store is not None else NullStore()
     draft = Draft(request, environ, cwd, script_runner, store)
     for step in STEPS:

@@ -7,7 +7,9 @@ Modes are ``Literal`` types (checked by mypy, free at run time); the CLI has val
 from __future__ import annotations
 
 from launcher.core.record import Record
+from launcher.errors import UsageError
 from launcher.modelarts.facts import CHANNEL_NAMES, MASTER_PORT
+from launcher.modes import LD_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -107,3 +109,31 @@ class Request(Record):
         fields: dict[str, object] = {name: getattr(self, name) for name in self.__slots__}
         fields.update(changes)
         return Request(**fields)  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        """Reject a request that leaves nothing to plan or contradicts itself (UsageError, exit 2)."""
+        if not self.command and self.shell_line is None:
+            raise UsageError(
+                "no command given",
+                hint="usage: ma-launch [OPTIONS] [--] COMMAND [ARGS...]; ma-launch --help lists the options "
+                "and the bake, doctor and pack commands",
+            )
+        if self.shell_line is not None and not self.shell_line.strip() and not self.command:
+            raise UsageError("the -c command line is empty", hint="give -c 'cd code && bash run.sh'")
+        if self.shell_line is None and self.command and not self.command[0]:
+            what = "the training script" if self.torchrun else "the command"
+            raise UsageError(f"{what} is an empty word ('')", hint="check the quoting of the boot command")
+        if self.ld_mode not in LD_MODES:
+            raise UsageError(
+                f"--ld-library-path {self.ld_mode!r} is not one of {', '.join(LD_MODES)}",
+                hint=f"use --ld-library-path {LD_MODES[0]}",
+            )
+        launcher = "--torchrun" if self.torchrun else "--msrun" if self.msrun else None
+        if launcher and self.shell_line is not None:
+            raise UsageError(
+                f"{launcher} and -c do not go together", hint=f"give the training script after {launcher}"
+            )
+        if self.torchrun and self.msrun:
+            raise UsageError(
+                "--torchrun and --msrun do not go together", hint="choose the launcher your framework uses"
+            )
