@@ -5,6 +5,9 @@ than the whole start-up budget of a launch. Subcommands (``doctor``, ``pack``…
 
 Options stop at the first word that is not an option (or at ``--``): everything after it is the command,
 passed on exactly.
+
+Over 300 lines because half of it is the table itself (one entry per option, its help text included):
+the parser and ``--help`` are short.
 """
 
 from __future__ import annotations
