@@ -6,7 +6,7 @@ supervisor waits for are blocked before the fork; the child then gets the signal
 (default dispositions, except those the launcher's parent ignored; nothing blocked), its own process group
 and the terminal. The parent imports the supervisor only after the fork, while the child is already
 planning on the other CPU: this module uses the C module ``_signal``, not ``signal`` (which imports
-``enum``).
+``enum``; see :mod:`launcher.run.signals`).
 
 Part of the supervisor: standard library only.
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from launcher.run.signals import FORWARDED, TTY_SIGNALS
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
@@ -23,24 +25,6 @@ if TYPE_CHECKING:
     from typing import NoReturn, Optional, Union
 else:
     import _signal
-
-#: Forwarded to the program's process group.
-FORWARDED = (
-    _signal.SIGHUP,
-    _signal.SIGINT,
-    _signal.SIGQUIT,
-    _signal.SIGTERM,
-    _signal.SIGUSR1,
-    _signal.SIGUSR2,
-    _signal.SIGWINCH,
-    _signal.SIGALRM,
-    _signal.SIGCONT,
-)
-#: The signals that ask the program to stop (and start the grace period).
-STOPPING = frozenset({_signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM})
-#: Blocked for the whole life of the supervisor, so that taking the terminal back from the background
-#: (tcsetpgrp) and writing the summary never stop it.
-TTY_SIGNALS = (_signal.SIGTTIN, _signal.SIGTTOU)
 
 
 def forwarded() -> list[int]:

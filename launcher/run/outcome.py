@@ -11,13 +11,17 @@ Part of the supervisor: standard library only.
 from __future__ import annotations
 
 import os
-import signal
 import sys
+
+from launcher.run.signals import signal_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Sequence
     from typing import NoReturn
+else:
+    import _signal as signal
 
 
 def children_usage() -> tuple[float, int]:
@@ -99,13 +103,6 @@ def die_of(sig: int) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
     except (OSError, ValueError):
         return
-
-
-def signal_name(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
 
 
 def duration(seconds: float) -> str:

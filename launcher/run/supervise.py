@@ -41,22 +41,25 @@ what does not share it lives in those.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
 from launcher.run import handoff, outcome, proctree
-from launcher.run.fork import FORWARDED, STOPPING, become_the_child, block, flush, terminal
+from launcher.run.fork import become_the_child, block, flush, forwarded, terminal
+from launcher.run.signals import STOPPING, signal_name, signal_number
 from launcher.run.watch import Watch
 
 # The supervisor stays resident for the whole job: typing and contextlib (and what they pull in) are not
 # imported at run time; annotations are strings.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
     from typing import NoReturn, Optional, Union
+else:
+    import _signal as signal  # signal imports enum (see launcher.run.signals)
 
 PREFIX = "ma-launch: "
 
@@ -124,7 +127,7 @@ def adopt_launch(
     already blocked, ``old_mask`` the mask before, ``tty`` the terminal handed to the child) until the end,
     and end like it; ``record`` is the launch record the child writes before it execs the program."""
     if isinstance(stop_signal, str):
-        stop_signal = signal.Signals[stop_signal]
+        stop_signal = signal_number(stop_signal)
     supervisor = _Supervisor([], None, grace, quiet, stop_signal, summary, stop_fails)
     supervisor.prepare(tty=tty, old_mask=old_mask)
     supervisor.adopt(pid)
@@ -159,8 +162,7 @@ class _Supervisor:
         self.leftovers = 0
         self.leftovers_killed = False
         self.cpu_before = 0.0
-        # Signals our parent set to "ignored" (nohup) stay ignored and are not forwarded.
-        self.forwarded = [s for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN]
+        self.forwarded = forwarded()
         self.waited: set[int] = {*self.forwarded, signal.SIGCHLD}
         self.old_mask: set[int] = set()
 
@@ -269,7 +271,7 @@ class _Supervisor:
                 timeout = max(0.0, self.stop_deadline - time.monotonic())
             info = signal.sigtimedwait(self.waited, timeout)
             if info is not None and info.si_signo != signal.SIGCHLD:
-                self._forward(signal.Signals(info.si_signo))
+                self._forward(info.si_signo)
             self._reap()
             if (
                 self.status is None
@@ -280,7 +282,7 @@ class _Supervisor:
                 self.sent_kill = True
                 self._signal_tree(signal.SIGKILL, proctree.descendants(self.me))
 
-    def _forward(self, sig: signal.Signals) -> None:
+    def _forward(self, sig: int) -> None:
         if sig == signal.SIGINT and self._child_has_tty():
             return  # the terminal already sent it to the program's group
         with _suppress(OSError):
@@ -388,7 +390,7 @@ class _Supervisor:
         line = outcome.summary(status, wall=wall, cpu=cpu, peak=peak, notes=verdict.notes(seen))
         stop = self.watch.stop
         if self.stop_fails and stop is not None and status == 0:
-            name = outcome.signal_name(stop[0])
+            name = signal_name(stop[0])
             line += f"; it exited 0 after {name}: ending with {name}'s status, as a stopped job"
             status = stop[0]  # the wait status of a process killed by the signal that asked for the stop
         if not self.quiet:
@@ -410,7 +412,8 @@ def _main(args: list[str]) -> NoReturn:
     """``python -m launcher.run.supervise [--grace S] [--quiet] [--stop-signal SIGUSR1] [--summary FILE]
     [--stop-fails] [--] COMMAND...``: supervise a command as it is, with this environment."""
     grace, quiet = DEFAULT_GRACE, False
-    stop_signal, summary, stop_fails = signal.SIGTERM, None, False
+    stop_signal: int = signal.SIGTERM
+    summary, stop_fails = None, False
     try:
         while args and args[0].startswith("--"):
             option = args.pop(0)
@@ -423,7 +426,7 @@ def _main(args: list[str]) -> NoReturn:
             elif option == "--grace" and args:
                 grace = float(args.pop(0))
             elif option == "--stop-signal" and args:
-                stop_signal = signal.Signals[args.pop(0)]
+                stop_signal = signal_number(args.pop(0))
             elif option == "--summary" and args:
                 summary = args.pop(0)
             else:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import os
 
 from launcher.core.record import Record
-from launcher.run.outcome import duration, signal_name, size
+from launcher.run.outcome import duration, size
+from launcher.run.signals import signal_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ Part of the supervisor: standard library only.
 from __future__ import annotations
 
 import os
-import signal
 
 from launcher.modelarts.facts import DEVICE_ROOT, DEVICE_ROOT_VARIABLE
 from launcher.run.memcg import DEFAULT_ROOT, read_memory
-from launcher.run.outcome import duration, signal_name
+from launcher.run.outcome import duration
+from launcher.run.signals import SIGTERM, signal_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class Watch:
 
     def signal_for(self, received: int) -> int:
         """The signal the program gets for ``received``: the stop signal for SIGTERM, else the same."""
-        return self.stop_signal if received == signal.SIGTERM else received
+        return self.stop_signal if received == SIGTERM else received
 
     def stop_requested(self, received: int, now: float) -> Optional[str]:
         """Note the first stop request; the line that says so (once), else ``None``."""

@@ -90,3 +90,35 @@ def test_the_harness_would_see_a_heavy_import(tmp_path: Path) -> None:
         check=False,
     )
     assert "dataclasses" in probe.stderr.rsplit("MODULES ", 1)[1].split()
+
+
+#: The supervisor stays resident for the whole job and starts while the program is being planned: what it
+#: imports costs memory for hours and delays the start (``signal`` alone pulls in ``enum``).
+SUPERVISOR_MODULES = (
+    "launcher.run.supervise",
+    "launcher.run.watch",
+    "launcher.run.verdict",
+    "launcher.run.report",
+    "launcher.run.devholders",
+    "launcher.run.loaderfix",
+)
+SUPERVISOR_STDLIB = frozenset({"__future__", "errno", "resource"})
+
+
+def test_the_supervisor_imports_nothing_heavy(tmp_path: Path) -> None:
+    code = (
+        "import sys\nbefore = set(sys.modules)\n"
+        + "".join(f"import {module}\n" for module in SUPERVISOR_MODULES)
+        + "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    probe = subprocess.run(
+        [REAL_PYTHON, "-c", code],
+        env=clean_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    modules = set(probe.stdout.split())
+    assert "launcher.run.supervise" in modules
+    assert outside(modules, SUPERVISOR_STDLIB) == []

@@ -65,6 +65,7 @@ def test_pure_layers_have_no_side_effect_imports(module: str) -> None:
 SUPERVISOR = (
     "launcher.run.supervise",
     "launcher.run.fork",
+    "launcher.run.signals",
     "launcher.run.proctree",
     "launcher.run.outcome",
     "launcher.run.handoff",
