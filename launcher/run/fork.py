@@ -93,6 +93,7 @@ def fork_launch(
     try:
         if record is None:
             raise OSError("no anonymous file can be made for the launch record")
+        started, child_end = os.pipe()  # close-on-exec: the child's end closes when it execs the program
         pid = os.fork()
     except OSError as exc:
         _signal.pthread_sigmask(_signal.SIG_SETMASK, old_mask)
@@ -102,11 +103,30 @@ def fork_launch(
             f"cannot start a supervised process: {exc}", hint="check the process limits, or use --init never"
         ) from None
     if pid != 0:
+        os.close(child_end)
+        await_exec(started, signals)
         _supervise(
             pid, record, tty, old_mask, grace, quiet, stop_signal, summary, stop_fails
         )  # never returns
+    os.close(started)
     become_the_child(tty, signals)
     return record
+
+
+def await_exec(started: int, signals: Sequence[int]) -> None:
+    """In the parent: wait until the child has exec'd the program or ended (its end of the ``started``
+    pipe is then closed), or until one of ``signals`` is pending, for the supervisor to handle; closes
+    ``started``. So the supervisor's own start (imports, its first readings) never competes with the
+    planning for a CPU: it happens while the program starts."""
+    import select
+
+    waited = {*signals, _signal.SIGCHLD}
+    try:
+        while not select.select([started], [], [], 0.05)[0]:
+            if waited & _signal.sigpending():
+                break
+    finally:
+        os.close(started)
 
 
 def _supervise(
