@@ -1,5 +1,7 @@
 """The modes of ma-launch's options, in one place: the words each accepts (the option table's choices),
-their ``Literal`` types (checked by mypy, free at run time) and the one parser of a mode word.
+their ``Literal`` types (checked by mypy, free at run time) and the one parser of a mode word; and the one
+reading of yes/no switches (``MA_LAUNCH_QUIET=1``, ``MA_LAUNCH_DEBUG=false``…): ``1 true yes on`` mean
+yes; ``0 false no off`` and the empty value mean no; case and surrounding blanks do not matter.
 
 Standard library only and cheap to import: the option table, the planner and the supervisor all read it.
 """
@@ -8,8 +10,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Literal, TypeVar
+    from collections.abc import Mapping, Sequence
+    from typing import Literal, Optional, TypeVar
 
     LdMode = Literal["auto", "prefix", "off"]
     ChannelMode = Literal["pass", "env", "drop"]
@@ -42,3 +44,32 @@ def parse_mode(text: str, modes: Sequence[Mode], option: str) -> Mode:
     from launcher.errors import UsageError
 
     raise UsageError(f"{option} {text!r} is not one of {', '.join(modes)}", hint=f"use {option} {modes[0]}")
+
+
+#: The words of a yes and of a no.
+YES = ("1", "true", "yes", "on")
+NO = ("0", "false", "no", "off", "")
+
+
+def yes_no(raw: str, where: str) -> bool:
+    """The switch ``raw`` (given as ``where``, e.g. ``MA_LAUNCH_QUIET``); UsageError (exit 2) when it is
+    neither a yes nor a no."""
+    word = raw.strip().lower()
+    if word in YES:
+        return True
+    if word in NO:
+        return False
+    from launcher.errors import UsageError
+
+    raise UsageError(f"{where}={raw!r} is not a yes/no value", hint=f"set {where} to 1 or 0")
+
+
+def is_yes(raw: Optional[str]) -> bool:
+    """Whether ``raw`` is a yes; never raises (anything that is not a yes is a no), for the places that
+    must not fail, such as deciding whether to print debug output."""
+    return raw is not None and raw.strip().lower() in YES
+
+
+def env_yes(environ: Mapping[str, str], name: str) -> bool:
+    """Whether the variable ``name`` is set to a yes (``MA_LAUNCH_DEBUG``); never raises."""
+    return is_yes(environ.get(name))

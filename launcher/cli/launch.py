@@ -121,7 +121,7 @@ def launch(args: Sequence[str]) -> int:
         for warning in [*plan.warnings, *late]:
             say(f"warning: {warning}")
         for line in explanation(plan, every_variable=parsed.flag("verbose") or parsed.flag("debug")):
-            say(line)
+            say(line, masked=True)
     from launcher.run.execute import exec_plan
 
     return exec_plan(plan, record)  # never returns: it execs, or raises the exec's error
@@ -170,7 +170,7 @@ def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:
             for warning in plan.warnings:
                 say(f"warning: {warning}")
             for text in explanation(plan, every_variable=True):
-                say(text)
+                say(text, masked=True)
             say(f"the line below is for {shell_name} ({shell_why})")
         sys.stdout.flush()
         sys.stdout.buffer.write(os.fsencode(line) + b"\n")

@@ -27,11 +27,14 @@ PREFIX = "ma-launch: "
 INTERNAL_ERROR = 70
 
 
-def say(message: str) -> None:
-    """Write one of the launcher's own lines to stderr (stdout belongs to the program)."""
-    from launcher.render.mask import mask_text  # only when something is said (not under -q)
+def say(message: str, *, masked: bool = False) -> None:
+    """Write one of the launcher's own lines to stderr (stdout belongs to the program), through the
+    masking rule unless it has been through it already (``masked``: the explanation's lines)."""
+    if not masked:
+        from launcher.render.mask import mask_text  # only when something is said (not under -q)
 
-    sys.stderr.write(PREFIX + mask_text(message) + "\n")
+        message = mask_text(message)
+    sys.stderr.write(PREFIX + message + "\n")
 
 
 def _subcommand(args: list[str]) -> int:

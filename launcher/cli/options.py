@@ -14,8 +14,16 @@ from __future__ import annotations
 
 from launcher.core.record import Record
 from launcher.errors import UsageError
-from launcher.modes import CANN_MODES, CHANNEL_MODES, INIT_MODES, LD_MODES, RANK_TABLE_MODES, STOP_SIGNALS
-from launcher.yesno import env_yes, yes_no
+from launcher.modes import (
+    CANN_MODES,
+    CHANNEL_MODES,
+    INIT_MODES,
+    LD_MODES,
+    RANK_TABLE_MODES,
+    STOP_SIGNALS,
+    env_yes,
+    yes_no,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ def explanation(plan: LaunchPlan, *, every_variable: bool) -> list[str]:
     ``every_variable``, and the command executed, all by the masking rule."""
     lines = [mask_text(decision) for decision in plan.decisions]
     if every_variable:
-        lines += plan.ld.details
+        lines += [mask_text(detail) for detail in plan.ld.details]
         for name, value in plan.net_set():
             lines.append(f"set {name}={shown(name, value)}  ({mask_text(plan.source_of(name))})")
         for name in plan.net_unset():

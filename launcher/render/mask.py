@@ -227,13 +227,14 @@ def _mask_word(
     dashes = len(core) - len(core.lstrip("-"))
     name, eq, _ = core[dashes:].partition("=")
     one_letter = dashes and len(name) == 1
-    if dashes <= 2 and _is_name(name) and not one_letter and is_secret(name):
+    # A plain word (not an option, an assignment or a ``NAME:`` key) has no value to mask, whatever its name.
+    takes_value = eq or dashes or ":" in text[core_end:end]
+    if takes_value and dashes <= 2 and _is_name(name) and not one_letter and is_secret(name):
         if eq:
             value_at = lead + dashes + len(name) + 1
             piece, after = _masked_value(text, value_at, end, quote, found)
             return text[start:value_at] + piece, after, False
-        if dashes or ":" in text[core_end:end]:
-            return text[start:end], end, True
+        return text[start:end], end, True
     return _mask_urls(text[start:end], found), end, False
 
 

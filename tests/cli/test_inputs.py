@@ -15,7 +15,7 @@ import pytest
 from condakit import make_env, need
 from launchkit import LAUNCH, clean_env, launch
 
-from launcher.yesno import env_yes, is_yes, yes_no
+from launcher.modes import env_yes, is_yes, yes_no
 
 LOCALE = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_NUMERIC", "LC_COLLATE")
 
