@@ -49,10 +49,12 @@ def fast_python(requested: str | None) -> str:
 
 
 def install(python: str, where: str) -> str:
-    """A venv made from ``python`` with this checkout installed (no dependencies); its ``ma-launch``."""
+    """A venv made from ``python`` with this checkout installed (no dependencies), then without pip and
+    setuptools, as the README installs it into an image; its ``ma-launch``."""
     subprocess.run([python, "-m", "venv", where], check=True)
-    pip = [os.path.join(where, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--no-deps", REPO], check=True, cwd=where)
+    pip = [os.path.join(where, "bin", "python"), "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--no-deps", REPO], check=True, cwd=where)
+    subprocess.run([*pip, "uninstall", "-y", "pip", "setuptools"], check=True, cwd=where)
     return os.path.join(where, "bin", "ma-launch")
 
 
