@@ -45,7 +45,7 @@ import sys
 import time
 
 from launcher.errors import CommandNotExecutable, LaunchError, UsageError, exec_error
-from launcher.run import handoff, outcome, proctree
+from launcher.run import handoff, outcome, proctree, report, verdict
 from launcher.run.fork import become_the_child, block, flush, forwarded, terminal
 from launcher.run.signals import STOPPING, signal_name, signal_number
 from launcher.run.watch import Watch
@@ -385,8 +385,6 @@ class _Supervisor:
         )
         cpu, peak = outcome.children_usage()
         cpu -= self.cpu_before  # children waited for before we started (e.g. by a wrapper before exec)
-        from launcher.run import report, verdict  # imported when the job ends, not for all of it
-
         line = outcome.summary(status, wall=wall, cpu=cpu, peak=peak, notes=verdict.notes(seen))
         stop = self.watch.stop
         if self.stop_fails and stop is not None and status == 0:
@@ -403,8 +401,6 @@ class _Supervisor:
 
 def _write_not_started(path: Optional[str], line: str, status: int) -> None:
     if path is not None:
-        from launcher.run import report
-
         report.write_not_started(path, line, status)
 
 
