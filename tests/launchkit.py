@@ -62,3 +62,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+#: How each real shell runs a line given after the words, reading none of the user's start-up files.
+SHELL_RUNNERS = {
+    "sh": ["sh", "-c"],
+    "bash": ["bash", "--norc", "--noprofile", "-c"],
+    "dash": ["dash", "-c"],
+    "zsh": ["zsh", "-f", "-c"],
+    "ksh": ["ksh", "-c"],
+    "fish": ["fish", "--no-config", "-c"],
+    "tcsh": ["tcsh", "-f", "-c"],
+}
+
+
+def one_error_line(err: str) -> str:
+    """The one line ``ma-launch: error: …`` that ``err`` must be (no traceback, nothing else)."""
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ma-launch: error: "), err
+    return lines[0]

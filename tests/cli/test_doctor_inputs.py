@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from imagekit import ImageRoot, by_id, public_tmp, report, status, write
-from launchkit import REPO
+from launchkit import REPO, one_error_line
 from needs import need_root
 from unprivileged import run_as_nobody
 
@@ -57,14 +57,6 @@ def doctor_process(image: ImageRoot, *extra: str, timeout: float = 60) -> subpro
         env=env,
         timeout=timeout,
     )
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ma-launch: error: "), err
-    return lines[0]
 
 
 # ---------------------------------------------------------------- the conda layout pack produces

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from imagekit import PYVER, make_conda_env, public_tmp, write
-from launchkit import REPO
+from launchkit import REPO, one_error_line
 from needs import need_root
 from unprivileged import run_as_nobody
 
@@ -52,14 +52,6 @@ def pack_process(*args: str, timeout: float = 60) -> subprocess.CompletedProcess
         env=env,
         timeout=timeout,
     )
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("ma-launch: error: "), err
-    return lines[0]
 
 
 # ---------------------------------------------------------------- the env

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cannkit import make_atb, make_toolkit, make_torch_npu
 from condakit import REAL_PYTHON, make_env, write_exe
-from launchkit import LAUNCH, clean_env, launch
+from launchkit import LAUNCH, SHELL_RUNNERS, clean_env, launch
 from needs import missing, need, need_root
 
 CANN_VARIABLES = ("ASCEND_HOME_PATH", "ASCEND_OPP_PATH", "ASCEND_AICPU_PATH", "LD_LIBRARY_PATH", "PYTHONPATH")
@@ -26,14 +26,7 @@ RECORDER = (
     "import json, os, sys\n"
     "json.dump({'argv': sys.argv[1:], 'env': dict(os.environ)}, open(os.environ['REC_OUT'], 'w'))\n"
 )
-SHELLS = {
-    "bash": ["bash", "--norc", "--noprofile", "-c"],
-    "dash": ["dash", "-c"],
-    "zsh": ["zsh", "-f", "-c"],
-    "ksh": ["ksh", "-c"],
-    "fish": ["fish", "--no-config", "-c"],
-    "tcsh": ["tcsh", "-f", "-c"],
-}
+SHELLS = {name: runner for name, runner in SHELL_RUNNERS.items() if name != "sh"}
 NPU_WARNING = "needs the CANN toolkit: --cann auto or --source …/set_env.sh"
 
 

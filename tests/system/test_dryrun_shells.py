@@ -16,7 +16,7 @@ import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from launchkit import REPO
+from launchkit import LAUNCH, REPO, SHELL_RUNNERS
 
 from launcher.render.shells import (
     CSH,
@@ -30,16 +30,7 @@ from launcher.render.shells import (
     render_line,
 )
 
-LAUNCH = [REAL_PYTHON, "-m", "launcher"]
-
-SHELLS = {
-    "bash": ["bash", "--norc", "--noprofile", "-c"],
-    "dash": ["dash", "-c"],
-    "zsh": ["zsh", "-f", "-c"],
-    "ksh": ["ksh", "-c"],
-    "fish": ["fish", "--no-config", "-c"],
-    "tcsh": ["tcsh", "-f", "-c"],
-}
+SHELLS = {name: runner for name, runner in SHELL_RUNNERS.items() if name != "sh"}
 HOSTILE_DIR = "w d'q\"$x`b`!ü\\z"
 UNEXPORTABLE = "BATCH_job.0_HOSTS"
 

@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
-from launchkit import LAUNCH, clean_env
+from launchkit import LAUNCH, SHELL_RUNNERS, clean_env
 
 from launcher.render.shells import CSH, FISH, Dialect
 
-SHELLS = {
-    "sh": ["sh", "-c"],
-    "bash": ["bash", "--norc", "--noprofile", "-c"],
-    "dash": ["dash", "-c"],
-    "zsh": ["zsh", "-f", "-c"],
-    "ksh": ["ksh", "-c"],
-    "fish": ["fish", "--no-config", "-c"],
-    "tcsh": ["tcsh", "-f", "-c"],
-}
+SHELLS = SHELL_RUNNERS
 RECORDER = (
     f"#!{REAL_PYTHON}\n"
     "import json, os, sys\n"
