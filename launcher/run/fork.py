@@ -4,9 +4,9 @@ The launcher forks as soon as its options are read: the child goes on to plan an
 parent becomes its supervisor (:mod:`launcher.run.supervise`). So that no signal is lost, the signals the
 supervisor waits for are blocked before the fork; the child then gets the signal state a program must get
 (default dispositions, except those the launcher's parent ignored; nothing blocked), its own process group
-and the terminal. The parent imports the supervisor only after the fork, while the child is already
-planning on the other CPU: this module uses the C module ``_signal``, not ``signal`` (which imports
-``enum``; see :mod:`launcher.run.signals`).
+and the terminal. The parent waits until the child has exec'd the program before it imports the
+supervisor, so that its own start never competes with the planning for a CPU; this module uses the C
+module ``_signal``, not ``signal`` (which imports ``enum``; see :mod:`launcher.run.signals`).
 
 Part of the supervisor: standard library only.
 """
@@ -90,18 +90,22 @@ def fork_launch(
     tty = terminal()
     flush()
     record = handoff.new_record()
+    pipe: tuple[int, ...] = ()
     try:
         if record is None:
             raise OSError("no anonymous file can be made for the launch record")
-        started, child_end = os.pipe()  # close-on-exec: the child's end closes when it execs the program
+        pipe = os.pipe()  # close-on-exec: the child's end closes when it execs the program
         pid = os.fork()
     except OSError as exc:
+        for fd in (*pipe, *([] if record is None else [record])):
+            os.close(fd)
         _signal.pthread_sigmask(_signal.SIG_SETMASK, old_mask)
         from launcher.errors import CommandNotExecutable
 
         raise CommandNotExecutable(
             f"cannot start a supervised process: {exc}", hint="check the process limits, or use --init never"
         ) from None
+    started, child_end = pipe
     if pid != 0:
         os.close(child_end)
         await_exec(started, signals)
@@ -140,7 +144,7 @@ def _supervise(
     summary: Optional[str],
     stop_fails: bool,
 ) -> NoReturn:
-    from launcher.run.supervise import adopt_launch  # only now: the child plans meanwhile
+    from launcher.run.supervise import adopt_launch  # only now: the program is starting meanwhile
 
     adopt_launch(
         pid,
