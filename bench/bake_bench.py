@@ -42,7 +42,8 @@ def main() -> None:
     try:
         prefix = os.path.join(work, "envs", "py")
         make_env(prefix)
-        env = {**os.environ, "PYTHONPATH": ROOT, "XDG_CACHE_HOME": os.path.join(work, "cache")}  # not ~/.cache
+        cache = os.path.join(work, "cache")  # the LD cache of the timed launches: not ~/.cache
+        env = {**os.environ, "PYTHONPATH": ROOT, "XDG_CACHE_HOME": cache}
         launch = [sys.executable, "-m", "launcher", "-q", "-p", prefix, "--workdir", work]
         script = os.path.join(work, "boot.sh")
         subprocess.run([*launch[:3], "bake", "-o", script, *launch[3:], "--", "true"], env=env, check=True)
