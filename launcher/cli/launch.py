@@ -138,17 +138,23 @@ def _placement_warnings(run: RunOptions, parsed: Parsed) -> list[str]:
 
 
 def _supervise(run: RunOptions, parsed: Parsed) -> int:
-    """Fork the supervisor (the parent, which never returns here) and go on as its child, which plans and
-    execs the program; the child gets the launch record to write before the exec."""
+    """Fork: the parent supervises the child until the end (it never returns here); the child goes on to
+    plan and exec the program, with the launch record to write before the exec."""
     from launcher.run.fork import fork_launch
 
-    return fork_launch(
-        grace=run.grace,
-        quiet=parsed.flag("quiet"),
-        stop_signal=run.stop_signal,
-        summary=run.summary,
-        stop_fails=run.stop_fails,
-    )
+    forked = fork_launch()
+    if forked.pid:
+        from launcher.run.supervise import adopt_launch  # only now: the program is starting meanwhile
+
+        adopt_launch(
+            forked,
+            grace=run.grace,
+            quiet=parsed.flag("quiet"),
+            stop_signal=run.stop_signal,
+            summary=run.summary,
+            stop_fails=run.stop_fails,
+        )
+    return forked.record
 
 
 def dry_run(plan: LaunchPlan, parsed: Parsed) -> int:

@@ -1,12 +1,13 @@
 """Forking a supervised launch before it plans, and the signal state on both sides of the fork.
 
 The launcher forks as soon as its options are read: the child goes on to plan and exec the program, the
-parent becomes its supervisor (:mod:`launcher.run.supervise`). So that no signal is lost, the signals the
-supervisor waits for are blocked before the fork; the child then gets the signal state a program must get
-(default dispositions, except those the launcher's parent ignored; nothing blocked), its own process group
-and the terminal. The parent waits until the child has exec'd the program before it imports the
-supervisor, so that its own start never competes with the planning for a CPU; this module uses the C
-module ``_signal``, not ``signal`` (which imports ``enum``; see :mod:`launcher.run.signals`).
+parent becomes its supervisor (:mod:`launcher.run.supervise`, which the caller imports in the parent). So
+that no signal is lost, the signals the supervisor waits for are blocked before the fork; the child then
+gets the signal state a program must get (default dispositions, except those the launcher's parent
+ignored; nothing blocked), its own process group and the terminal. The parent waits until the child has
+exec'd the program before it goes on, so that the supervisor's start never competes with the planning for
+a CPU; this module uses the C module ``_signal``, not ``signal`` (which imports ``enum``; see
+:mod:`launcher.run.signals`).
 
 Part of the supervisor: standard library only.
 """
@@ -16,15 +17,29 @@ from __future__ import annotations
 import os
 import sys
 
+from launcher.core.record import Record
 from launcher.run.signals import FORWARDED, TTY_SIGNALS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Sequence
-    from typing import NoReturn, Optional, Union
 else:
     import _signal
+
+
+class Forked(Record):
+    """One side of a supervised launch's fork: ``pid`` is the child's in the parent and 0 in the child;
+    ``record`` the descriptor of the launch record; ``tty`` the terminal handed to the child (-1 for
+    none) and ``old_mask`` the signal mask before the fork (the parent restores it for what it runs)."""
+
+    __slots__ = ("old_mask", "pid", "record", "tty")
+
+    def __init__(self, pid: int, record: int, tty: int, old_mask: set[int]) -> None:
+        self.pid = pid
+        self.record = record
+        self.tty = tty
+        self.old_mask = old_mask
 
 
 def forwarded() -> list[int]:
@@ -71,18 +86,11 @@ def become_the_child(tty: int, signals: Sequence[int]) -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
-def fork_launch(
-    *,
-    grace: float,
-    quiet: bool,
-    stop_signal: Union[int, str],
-    summary: Optional[str],
-    stop_fails: bool,
-) -> int:
-    """Fork: returns in the child, which goes on to plan and exec the program, the file descriptor of the
-    launch record it writes just before the exec (:mod:`launcher.run.handoff`); the parent supervises the
-    child (``stop_signal`` by number or name) and never returns. Raises
-    :class:`~launcher.errors.CommandNotExecutable` when no process or record can be made."""
+def fork_launch() -> Forked:
+    """Fork a supervised launch: returns on both sides. The child (``pid`` 0) goes on to plan and exec the
+    program and writes the launch record (:mod:`launcher.run.handoff`) just before the exec; the parent
+    returns once that exec happened (or the child ended, or a signal is pending), to supervise the child.
+    Raises :class:`~launcher.errors.CommandNotExecutable` when no process or record can be made."""
     from launcher.run import handoff
 
     signals = forwarded()
@@ -109,12 +117,10 @@ def fork_launch(
     if pid != 0:
         os.close(child_end)
         await_exec(started, signals)
-        _supervise(
-            pid, record, tty, old_mask, grace, quiet, stop_signal, summary, stop_fails
-        )  # never returns
+        return Forked(pid, record, tty, old_mask)
     os.close(started)
     become_the_child(tty, signals)
-    return record
+    return Forked(0, record, tty, old_mask)
 
 
 def await_exec(started: int, signals: Sequence[int]) -> None:
@@ -131,29 +137,3 @@ def await_exec(started: int, signals: Sequence[int]) -> None:
                 break
     finally:
         os.close(started)
-
-
-def _supervise(
-    pid: int,
-    record: int,
-    tty: int,
-    old_mask: set[int],
-    grace: float,
-    quiet: bool,
-    stop_signal: Union[int, str],
-    summary: Optional[str],
-    stop_fails: bool,
-) -> NoReturn:
-    from launcher.run.supervise import adopt_launch  # only now: the program is starting meanwhile
-
-    adopt_launch(
-        pid,
-        record,
-        tty=tty,
-        old_mask=old_mask,
-        grace=grace,
-        quiet=quiet,
-        stop_signal=stop_signal,
-        summary=summary,
-        stop_fails=stop_fails,
-    )

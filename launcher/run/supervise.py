@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from types import TracebackType
     from typing import NoReturn, Optional, Union
+
+    from launcher.run.fork import Forked
 else:
     import _signal as signal  # signal imports enum (see launcher.run.signals)
 
@@ -112,26 +114,23 @@ def run_supervised(
 
 
 def adopt_launch(
-    pid: int,
-    record: int,
+    forked: Forked,
     *,
-    tty: int,
-    old_mask: set[int],
     grace: float = DEFAULT_GRACE,
     quiet: bool = False,
     stop_signal: Union[int, str] = signal.SIGTERM,
     summary: Optional[str] = None,
     stop_fails: bool = False,
 ) -> NoReturn:
-    """Supervise the launch child ``pid`` forked by :func:`launcher.run.fork.fork_launch` (the signals
-    already blocked, ``old_mask`` the mask before, ``tty`` the terminal handed to the child) until the end,
-    and end like it; ``record`` is the launch record the child writes before it execs the program."""
+    """In the parent of :func:`launcher.run.fork.fork_launch`: supervise the launch child until the end
+    (its signals already blocked, the terminal already handed to it), and end like it; the child writes
+    the launch record before it execs the program."""
     if isinstance(stop_signal, str):
         stop_signal = signal_number(stop_signal)
     supervisor = _Supervisor([], None, grace, quiet, stop_signal, summary, stop_fails)
-    supervisor.prepare(tty=tty, old_mask=old_mask)
-    supervisor.adopt(pid)
-    supervisor.supervise_to_the_end(record)
+    supervisor.prepare(tty=forked.tty, old_mask=forked.old_mask)
+    supervisor.adopt(forked.pid)
+    supervisor.supervise_to_the_end(forked.record)
 
 
 class _Supervisor:
