@@ -12,8 +12,8 @@ import errno
 import os
 
 from launcher.core import paths
+from launcher.core.programs import read_shebang
 from launcher.errors import CommandNotExecutable, CommandNotFound, UnavailableError, UsageError, exec_error
-from launcher.ld.shebang import read_shebang
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""What kind of program a command runs: the one answer to "is this Python?".
+"""What kind of program a command runs: the one reading of a script's ``#!`` line (for the plan, the LD
+analysis and doctor) and the one answer to "is this Python?".
 
 A Python interpreter is a file named ``python``, ``python3``, ``python3.11`` (an ABI letter such as
 ``python3.7m`` included) or ``pypy``/``pypy3``; ``python3-config`` and ``pythonw`` are not. A script runs
@@ -9,12 +10,24 @@ from __future__ import annotations
 
 import os
 
-from launcher.ld.shebang import read_shebang
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Optional
+
+
+def read_shebang(path: str) -> Optional[list[str]]:
+    """The words of a script's ``#!`` line (interpreter first), or ``None`` when ``path`` has none."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].decode("utf-8", "surrogateescape").split()
+    return words or None
+
 
 _STEMS = ("python", "pypy")
 _ABI_LETTERS = ("m", "d", "u")

@@ -18,12 +18,12 @@ import stat
 from typing import Optional
 
 from launcher.core.conda import Env
+from launcher.core.programs import read_shebang
 from launcher.image.check import FAIL, PASS, WARN, Check, Details
 from launcher.image.context import Context
 from launcher.image.reading import reason
 from launcher.image.users import User, execution_method, path_reachable, why_not_executed
 from launcher.ld.elf import ElfInfo, read_elf
-from launcher.ld.shebang import read_shebang
 from launcher.run.probe import as_user, run_probe
 
 #: The programs whose ELF header tells the image's machine, in order.

@@ -1,7 +1,7 @@
 """Targeted LD_LIBRARY_PATH: ELF reading and the loader analysis (pure: reads files, writes none).
 
 - :mod:`~launcher.ld.elf` (with :mod:`~launcher.ld.elfinfo`, :mod:`~launcher.ld.elfsource`): the ELF
-  reader; :mod:`~launcher.ld.shebang`: the ``#!`` reader.
+  reader (a script's ``#!`` line is read by :mod:`launcher.core.programs`).
 - :mod:`~launcher.ld.ldsocache`: ``/etc/ld.so.cache``; :mod:`~launcher.ld.sysdirs`: the system's library
   directories and ``LD_LIBRARY_PATH``'s entries; :mod:`~launcher.ld.search`: the loader's search order.
 - :mod:`~launcher.ld.walk`: walking the env; :mod:`~launcher.ld.sigs`: signatures (fine, or coarse for

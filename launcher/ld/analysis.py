@@ -22,11 +22,10 @@ from __future__ import annotations
 import os
 
 from launcher.core.paths import search_path
-from launcher.core.programs import is_python_name, shebang_interpreter
+from launcher.core.programs import is_python_name, read_shebang, shebang_interpreter
 from launcher.core.record import Record
 from launcher.ld.answers import find_answer
 from launcher.ld.result import AddedDir, LdAnalysis, Unresolved
-from launcher.ld.shebang import read_shebang
 from launcher.ld.sigs import path_sig
 from launcher.ld.sysdirs import LD_SO_CACHE, ld_path_entries, system_lib_dirs
 

@@ -183,8 +183,7 @@ def test_fuzz_mutated_headers(template: bytes, flips: list[tuple[int, int]], cut
 
 
 def test_read_shebang(tmp_path: Path) -> None:
-    from launcher.core.programs import runs_python
-    from launcher.ld.shebang import read_shebang
+    from launcher.core.programs import read_shebang, runs_python
 
     script = tmp_path / "s"
     for text, words in [
