@@ -38,6 +38,8 @@ else
     trap 'rm -rf "$demo"' EXIT
 fi
 home=$demo/home/ma-user
+# The LD analysis of the demo's env is kept in the demo directory, not in your ~/.cache/ma-launch.
+export XDG_CACHE_HOME="$demo/cache"
 export ANACONDA_DIR="$home/anaconda3"
 unset CONDA_PREFIX DEFAULT_CONDA_ENV_NAME MA_HOME 2>/dev/null || true
 echo "ANACONDA_DIR=$ANACONDA_DIR" >&2
