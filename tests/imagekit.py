@@ -14,8 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Optional
@@ -31,17 +30,6 @@ ANACONDA = "/home/ma-user/anaconda3"
 ENV_NAME = "py311"
 HOST_PYTHON = os.path.realpath(sys.executable)
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-@contextmanager
-def public_tmp() -> Iterator[Path]:
-    """A temporary directory every user can reach (pytest's tmp_path is private to root)."""
-    path = Path(tempfile.mkdtemp(prefix="ma-launch-test-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:

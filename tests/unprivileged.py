@@ -8,9 +8,12 @@ interpreter that user can start and this checkout and its dependencies on ``PYTH
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Optional
@@ -70,3 +73,14 @@ def run_as_nobody(
         cwd="/",
         timeout=timeout,
     )
+
+
+@contextmanager
+def public_tmp() -> Iterator[Path]:
+    """A temporary directory every user can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="ma-launch-test-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

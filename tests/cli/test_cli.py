@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from condakit import REAL_PYTHON, make_env, make_root, need, write_exe
-from launchkit import REPO
+from condakit import make_env, make_root, write_exe
+from launchkit import LAUNCH, REPO
 from needs import missing
-
-LAUNCH = [REAL_PYTHON, "-m", "launcher"]
+from unprivileged import as_nobody, public_tmp
 
 
 def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -278,25 +277,18 @@ def test_version_help_and_module_entry(tmp_path: Path) -> None:
 
 
 def test_workdir_not_accessible_to_an_unprivileged_user(tmp_path: Path) -> None:
-    setpriv = need("setpriv")
     if os.getuid() != 0:
         pytest.skip("needs root to switch to another user")
-    import shutil
-    import tempfile
-
-    top = Path(tempfile.mkdtemp(prefix="ma-launch-perm-", dir="/tmp"))  # reachable by every user
-    try:
-        top.chmod(0o755)
+    with public_tmp() as top:
         (top / "locked").mkdir(mode=0o700)
         (top / "locked" / "inner").mkdir()
         marker = top / "ran"
-        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
         for workdir, text in [
             (top / "locked", "not accessible to this user (uid 65534)"),
             (top / "locked" / "inner", "cannot be reached by this user (uid 65534)"),
         ]:
             result = subprocess.run(
-                [*as_nobody, *LAUNCH, "--workdir", str(workdir), "--", "touch", str(marker)],
+                as_nobody([*LAUNCH, "--workdir", str(workdir), "--", "touch", str(marker)]),
                 env=base_env(tmp_path),
                 capture_output=True,
                 timeout=60,
@@ -304,8 +296,6 @@ def test_workdir_not_accessible_to_an_unprivileged_user(tmp_path: Path) -> None:
             assert_clean_error(result, 77, text)
             assert "--workdir" in result.stderr.decode()
             assert not marker.exists()
-    finally:
-        shutil.rmtree(top)
 
 
 def test_runs_on_the_oldest_supported_python(tmp_path: Path) -> None:

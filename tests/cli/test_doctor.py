@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from imagekit import GID, UID, ImageRoot, by_id, chown_tree, public_tmp, report, status, write
+from imagekit import GID, UID, ImageRoot, by_id, chown_tree, report, status, write
 from launchkit import REPO
 from needs import need, need_root, require
+from unprivileged import public_tmp
 
 from launcher.cli.main import run
 from launcher.core.conda import Env

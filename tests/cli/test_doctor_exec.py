@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import GID, UID, ImageRoot, by_id, public_tmp, write
+from imagekit import GID, UID, ImageRoot, by_id, write
 from needs import need, need_root
+from unprivileged import public_tmp
 
 from launcher.cli.main import run
 from launcher.core.conda import Env

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import ImageRoot, by_id, public_tmp, report, status, write
+from imagekit import ImageRoot, by_id, report, status, write
 from launchkit import REPO, one_error_line
 from needs import need_root
-from unprivileged import run_as_nobody
+from unprivileged import public_tmp, run_as_nobody
 
 from launcher.cli.main import run
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import PYVER, make_conda_env, public_tmp, write
+from imagekit import PYVER, make_conda_env, write
 from launchkit import REPO, one_error_line
 from needs import need_root
-from unprivileged import run_as_nobody
+from unprivileged import public_tmp, run_as_nobody
 
 from launcher.cli.main import run
 

@@ -12,14 +12,14 @@ import pytest
 from condakit import REAL_PYTHON, make_env, need, write_exe
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from launchkit import REPO
+from launchkit import LAUNCH, REPO
+from unprivileged import as_nobody, public_tmp
 
 from launcher.core.build import build_plan
 from launcher.core.request import Request
 from launcher.render.bake import bake_script, comment
 from launcher.run.activate import run_bash_program
 
-LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 APPENDED = ["--data_url=/home/ma-user/modelarts/inputs/data_url_0/", "--train_url", "/out dir/", "it's"]
 
 
@@ -317,20 +317,13 @@ def test_comment_cannot_make_a_line_that_is_not_a_comment() -> None:
 
 def test_bake_into_a_directory_this_user_may_not_write_is_77(tmp_path: Path) -> None:
     """As an unprivileged user (root writes anywhere): one error line, exit 77, nothing written."""
-    setpriv = need("setpriv")
     if os.getuid() != 0:
         pytest.skip("needs root to switch to another user")
-    import shutil
-    import tempfile
-
-    top = Path(tempfile.mkdtemp(prefix="ma-launch-ro-", dir="/tmp"))  # reachable by every user
-    try:
-        top.chmod(0o755)
+    with public_tmp() as top:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "MA_", "PYTHON"))}
         env.update(PYTHONPATH=str(REPO), HOME=str(top))
-        as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
         result = subprocess.run(
-            [*as_nobody, *LAUNCH, "bake", "-o", str(top / "boot.sh"), "--workdir", "/tmp", "--", "true"],
+            as_nobody([*LAUNCH, "bake", "-o", str(top / "boot.sh"), "--workdir", "/tmp", "--", "true"]),
             env=env,
             capture_output=True,
             text=True,
@@ -341,5 +334,3 @@ def test_bake_into_a_directory_this_user_may_not_write_is_77(tmp_path: Path) -> 
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("ma-launch: error: cannot write")
         assert "hint:" in result.stderr and result.stdout == ""
         assert list(top.iterdir()) == []
-    finally:
-        shutil.rmtree(top)
