@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from condakit import make_env, need
+from condakit import make_env
 from launchkit import LAUNCH, clean_env, launch
+from unprivileged import as_nobody as nobody_argv
 
 from launcher.modes import env_yes, is_yes, yes_no
 
@@ -147,9 +148,8 @@ def shared_dir() -> Iterator[Path]:
 
 
 def as_nobody(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    setpriv = need("setpriv")
     return subprocess.run(
-        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", *LAUNCH, *args],
+        nobody_argv([*LAUNCH, *args]),
         env=env,
         capture_output=True,
         text=True,

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from condakit import REAL_PYTHON, make_env, write_exe
-from launchkit import REPO, free_port, torch_path
+from launchkit import LAUNCH, REPO, free_port, torch_path
 
-LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 HOSTS = (
     "modelarts-job-a0914ad2-worker-0.modelarts-job-a0914ad2,"
     "modelarts-job-a0914ad2-worker-1.modelarts-job-a0914ad2"

@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from condakit import REAL_PYTHON, make_env, write_exe
+from condakit import make_env, write_exe
 from elfkit import build_exe, build_lib, build_pyext
-from launchkit import REPO
+from launchkit import LAUNCH, REPO
 
-LAUNCH = [REAL_PYTHON, "-m", "launcher"]
 PYVER = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
 

@@ -15,7 +15,7 @@ import pytest
 from condakit import REAL_PYTHON, make_env
 from elfkit import build_exe, build_lib, build_pyext, run
 from launchkit import REPO
-from needs import need
+from unprivileged import as_nobody
 
 import launcher.ld.fresh as fresh_module
 from launcher.ld.analysis import analyze
@@ -200,7 +200,6 @@ def test_launches_read_it_and_never_write_it(env: Path, tmp_path: Path) -> None:
 
 
 def test_as_an_unprivileged_user_with_a_read_only_env(env: Path, tmp_path: Path) -> None:
-    setpriv = need("setpriv")
     if os.getuid() != 0:
         pytest.skip("needs root to switch users")
     save(env, tmp_path)
@@ -211,7 +210,7 @@ def test_as_an_unprivileged_user_with_a_read_only_env(env: Path, tmp_path: Path)
     home.mkdir()
     os.chown(home, 65534, 65534)
     environ = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "MA_HOME": str(home), "HOME": str(home)}
-    cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", REAL_PYTHON, "-m", "launcher"]
+    cmd = as_nobody([REAL_PYTHON, "-m", "launcher"])
     ok = subprocess.run(
         [*cmd, "-v", "-p", str(env), "--", "app"], env=environ, capture_output=True, text=True
     )

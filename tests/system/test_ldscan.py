@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from elfkit import build_exe, build_lib, build_pyext, ext_suffix, make_elf, require_tool, run
+from elfkit import build_exe, build_lib, build_pyext, ext_suffix, make_elf, run
 from launchkit import REPO
+from unprivileged import as_nobody
 
 from launcher.ld.analysis import AddedDir, LdAnalysis, Unresolved, analyze
 from launcher.ld.ldsocache import parse_ld_so_cache
@@ -267,7 +268,6 @@ def shared_tmp() -> Iterator[str]:
 
 
 def test_unreadable_files_and_dirs_as_an_unprivileged_user(shared_tmp: str) -> None:
-    setpriv = require_tool("setpriv")
     if os.getuid() != 0:
         pytest.skip("needs root to switch users")
     prefix = f"{shared_tmp}/env"
@@ -300,19 +300,7 @@ def test_unreadable_files_and_dirs_as_an_unprivileged_user(shared_tmp: str) -> N
         "print(json.dumps(r.to_json()))"
     )
     proc = subprocess.run(
-        [
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            code,
-            shared_tmp,
-            prefix,
-            app,
-            f"{shared_tmp}/nocache/x",
-        ],
+        as_nobody([sys.executable, "-c", code, shared_tmp, prefix, app, f"{shared_tmp}/nocache/x"]),
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
